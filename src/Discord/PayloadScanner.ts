@@ -1,0 +1,140 @@
+// Reads a gateway payload's envelope (op, t, s, and where d lies) without building the payload.
+// The hot path only needs these to route an event and forwards `d` as the text it came in, so a
+// JSON.parse of every event (and a JSON.stringify to publish it) is work nobody uses.
+// Anything unexpected returns undefined and the caller falls back to JSON.parse.
+
+export interface Envelope {
+  op: number
+  t: string | null
+  s: number | null
+  /** Offsets of the `d` value in the text: text.slice(dStart, dEnd). -1 when d is absent. */
+  dStart: number
+  dEnd: number
+}
+
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const OPEN_BRACE = 0x7b
+const CLOSE_BRACE = 0x7d
+const OPEN_BRACKET = 0x5b
+const CLOSE_BRACKET = 0x5d
+const COMMA = 0x2c
+const COLON = 0x3a
+
+const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
+
+const skipSpace = (text: string, i: number): number => {
+  while (i < text.length && isSpace(text.charCodeAt(i))) i++
+  return i
+}
+
+/** Index just past the closing quote of the string starting at `i` (text[i] === '"'), or -1. */
+const skipString = (text: string, i: number): number => {
+  let j = i + 1
+  for (;;) {
+    const q = text.indexOf('"', j)
+    if (q === -1) return -1
+    // An odd run of backslashes before the quote escapes it.
+    let k = q - 1
+    while (text.charCodeAt(k) === BACKSLASH) k--
+    if ((q - 1 - k) % 2 === 0) return q + 1
+    j = q + 1
+  }
+}
+
+/** Index just past the value starting at `i`, or -1 when it is malformed. */
+const skipValue = (text: string, i: number): number => {
+  const c = text.charCodeAt(i)
+  if (c === QUOTE) return skipString(text, i)
+  if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+    let depth = 0
+    let j = i
+    const n = text.length
+    while (j < n) {
+      const ch = text.charCodeAt(j)
+      if (ch === QUOTE) {
+        j = skipString(text, j)
+        if (j === -1) return -1
+        continue
+      }
+      if (ch === OPEN_BRACE || ch === OPEN_BRACKET) depth++
+      else if (ch === CLOSE_BRACE || ch === CLOSE_BRACKET) {
+        depth--
+        if (depth === 0) return j + 1
+      }
+      j++
+    }
+    return -1
+  }
+  // number, true, false, null: up to the next delimiter
+  let j = i
+  while (j < text.length) {
+    const ch = text.charCodeAt(j)
+    if (ch === COMMA || ch === CLOSE_BRACE || ch === CLOSE_BRACKET || isSpace(ch)) break
+    j++
+  }
+  return j === i ? -1 : j
+}
+
+const readNumberOrNull = (text: string, start: number, end: number): number | null | undefined => {
+  const raw = text.slice(start, end)
+  if (raw === "null") return null
+  const n = Number(raw)
+  return Number.isInteger(n) ? n : undefined
+}
+
+export const scanEnvelope = (text: string): Envelope | undefined => {
+  let i = skipSpace(text, 0)
+  if (text.charCodeAt(i) !== OPEN_BRACE) return undefined
+  const env: Envelope = { op: -1, t: null, s: null, dStart: -1, dEnd: -1 }
+  i = skipSpace(text, i + 1)
+  if (text.charCodeAt(i) === CLOSE_BRACE) return undefined
+  for (;;) {
+    if (text.charCodeAt(i) !== QUOTE) return undefined
+    const keyEnd = skipString(text, i)
+    if (keyEnd === -1) return undefined
+    const key = text.slice(i + 1, keyEnd - 1)
+    i = skipSpace(text, keyEnd)
+    if (text.charCodeAt(i) !== COLON) return undefined
+    i = skipSpace(text, i + 1)
+    const valueEnd = skipValue(text, i)
+    if (valueEnd === -1) return undefined
+    switch (key) {
+      case "op": {
+        const op = readNumberOrNull(text, i, valueEnd)
+        if (typeof op !== "number") return undefined
+        env.op = op
+        break
+      }
+      case "s": {
+        const s = readNumberOrNull(text, i, valueEnd)
+        if (s === undefined) return undefined
+        env.s = s
+        break
+      }
+      case "t": {
+        if (text.charCodeAt(i) === QUOTE) {
+          const name = text.slice(i + 1, valueEnd - 1)
+          // Event names are plain upper-case words; an escape would need a real parse.
+          if (name.includes("\\")) return undefined
+          env.t = name
+        } else if (text.slice(i, valueEnd) !== "null") return undefined
+        break
+      }
+      case "d":
+        env.dStart = i
+        env.dEnd = valueEnd
+        break
+    }
+    i = skipSpace(text, valueEnd)
+    const c = text.charCodeAt(i)
+    if (c === COMMA) {
+      i = skipSpace(text, i + 1)
+      continue
+    }
+    if (c === CLOSE_BRACE) break
+    return undefined
+  }
+  if (env.op < 0) return undefined
+  return env
+}

@@ -1,0 +1,39 @@
+// The daemon's run: shards and publisher until a fatal close or a stop signal, then the graceful
+// shutdown the lifecycle promises: stop reading, deliver what was read, checkpoint, and only then
+// close the sockets (with a resumable code) so the next start resumes every shard.
+import { Deferred, Duration, Effect, Fiber } from "effect"
+import { AppConfig } from "./Config/AppConfig.ts"
+import { awaitDrained, runPublisher } from "./Broker/Publisher.ts"
+import { Outbox } from "./Broker/Outbox.ts"
+import { Checkpointer } from "./ShardStore/Checkpointer.ts"
+import { Sharder } from "./Shard/Sharder.ts"
+import { ShardSession } from "./Shard/ShardSession.ts"
+
+export const runGateway = (stop: Deferred.Deferred<string>, started: Deferred.Deferred<void>) =>
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    const sharder = yield* Sharder
+    const session = yield* ShardSession
+    const checkpointer = yield* Checkpointer
+    const outbox = yield* Outbox
+
+    const publisher = yield* Effect.forkScoped(runPublisher)
+    const shards = yield* Effect.forkScoped(sharder.run)
+    yield* Deferred.succeed(started, undefined)
+    const signal = yield* Effect.raceFirst(Fiber.join(shards), Deferred.await(stop))
+
+    yield* Effect.logInfo(`${signal}: shutting down`)
+    session.stopReading()
+    // Leave a little of the budget for the checkpoint write and the socket closes.
+    const drainBudget = Duration.millis(Math.max(0, config.shutdownTimeoutMs - 1_500))
+    const drained = yield* awaitDrained.pipe(Effect.timeoutOption(drainBudget))
+    if (drained._tag === "None") {
+      yield* Effect.logWarning(
+        `${outbox.size()} event(s) not delivered before the shutdown timeout; they will be replayed on the next start`
+      )
+    }
+    yield* checkpointer.flush
+    yield* Fiber.interrupt(shards)
+    yield* Fiber.interrupt(publisher)
+    yield* Effect.logInfo("stopped")
+  })

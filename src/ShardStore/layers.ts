@@ -1,0 +1,18 @@
+// The shard store chosen by [shard_store] type.
+import { Effect, Layer } from "effect"
+import type { AppConfig } from "../Config/AppConfig.ts"
+import type { GatewayConfig } from "../Config/GatewayConfig.ts"
+import { FileStoreLive } from "./FileStore.ts"
+import { MemoryStoreLive } from "./MemoryStore.ts"
+import { ShardStore, ShardStoreError } from "./ShardStore.ts"
+
+export const shardStoreLayer = (config: GatewayConfig): Layer.Layer<ShardStore, ShardStoreError, AppConfig> => {
+  switch (config.shardStore.type) {
+    case "memory":
+      return MemoryStoreLive
+    case "file":
+      return FileStoreLive
+    case "redis":
+      return Layer.effect(ShardStore, Effect.fail(new ShardStoreError({ operation: "open", cause: `type "redis" is not available in this build; use "file" or "memory"` })))
+  }
+}

@@ -1,0 +1,78 @@
+// One websocket to the gateway. Frames are handed to a synchronous callback (the hot path stays
+// out of fibers); the scope's release closes with a resumable code, never 1000/1001, and tears
+// the socket down if the peer does not answer the close (a zombie never will).
+import { Data, Effect } from "effect"
+import WebSocket from "ws"
+
+export class ConnectError extends Data.TaggedError("ConnectError")<{ readonly url: string; readonly reason: string }> {
+  override get message() {
+    return `could not connect to ${this.url}: ${this.reason}`
+  }
+}
+
+export interface ConnectionHandlers {
+  readonly onFrame: (frame: Buffer) => void
+  readonly onClose: (code: number, reason: string) => void
+}
+
+export interface Connection {
+  /** False once the socket is closing or closed: the write did not happen. */
+  readonly send: (text: string) => boolean
+  /** Closes with `code` (keep it outside 1000/1001 to keep the session), then drops TCP if unanswered. */
+  readonly close: (code: number, reason: string) => void
+  /** Drops the TCP connection without a close frame. */
+  readonly terminate: () => void
+  readonly pause: () => void
+  readonly resume: () => void
+  readonly isOpen: () => boolean
+}
+
+/** How long a closing handshake may take before the socket is destroyed. */
+const CLOSE_GRACE_MS = 2_000
+
+export const RESUMABLE_CLOSE = 4000
+
+export const openConnection = (url: string, handlers: ConnectionHandlers, openTimeoutMs: number) =>
+  Effect.acquireRelease(
+    Effect.callback<WebSocket, ConnectError>((resume) => {
+      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: openTimeoutMs, maxPayload: 0 })
+      const onOpenError = (error: Error) => resume(Effect.fail(new ConnectError({ url: redactQuery(url), reason: error.message })))
+      ws.once("error", onOpenError)
+      ws.once("open", () => {
+        ws.off("error", onOpenError)
+        resume(Effect.succeed(ws))
+      })
+      ws.on("message", (data) => handlers.onFrame(data as Buffer))
+      ws.once("close", (code, reason) => handlers.onClose(code, reason.toString()))
+      // After open, errors are followed by a close event, which is what the session acts on.
+      ws.on("error", () => {})
+      return Effect.sync(() => ws.terminate())
+    }),
+    (ws) => Effect.sync(() => closeGracefully(ws, RESUMABLE_CLOSE, "gateway reconnecting"))
+  ).pipe(Effect.map((ws): Connection => ({
+    send: (text) => {
+      if (ws.readyState !== WebSocket.OPEN) return false
+      ws.send(text)
+      return true
+    },
+    close: (code, reason) => closeGracefully(ws, code, reason),
+    terminate: () => ws.terminate(),
+    pause: () => ws.pause(),
+    resume: () => ws.resume(),
+    isOpen: () => ws.readyState === WebSocket.OPEN
+  })))
+
+const closeGracefully = (ws: WebSocket, code: number, reason: string) => {
+  if (ws.readyState === WebSocket.CLOSED) return
+  if (ws.readyState === WebSocket.OPEN) {
+    ws.close(code, reason)
+    const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS)
+    timer.unref()
+    ws.once("close", () => clearTimeout(timer))
+  } else {
+    ws.terminate()
+  }
+}
+
+/** Gateway urls carry no secrets, but keep logs short and uniform. */
+const redactQuery = (url: string) => url.split("?")[0] ?? url

@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// Entry point: load the configuration, compose the layers for it, run, and map the outcome to an
+// exit code (0 stopped cleanly, 1 fatal Discord or broker error, 2 invalid configuration).
+import { Cause, Deferred, Effect, Exit, Layer } from "effect"
+import { AppConfig } from "./Config/AppConfig.ts"
+import type { GatewayConfig } from "./Config/GatewayConfig.ts"
+import { loadConfig } from "./Config/load.ts"
+import { DiscordRest } from "./Discord/Rest.ts"
+import { runGateway } from "./Gateway.ts"
+import { brokerLayer } from "./Broker/layers.ts"
+import { OutboxLive } from "./Broker/Outbox.ts"
+import { loggingLayer } from "./Observability/Logging.ts"
+import { IdentifyLimiterLive, MemoryRateLimiterLive } from "./RateLimiter/IdentifyLimiter.ts"
+import { CheckpointerLive } from "./ShardStore/Checkpointer.ts"
+import { shardStoreLayer } from "./ShardStore/layers.ts"
+import { ShardPlan } from "./Shard/ShardPlan.ts"
+import { ShardSessionLive } from "./Shard/ShardSession.ts"
+import { ShardStatusLive } from "./Shard/ShardStatus.ts"
+import { SharderLive } from "./Shard/Sharder.ts"
+
+const appLayer = (config: GatewayConfig) => {
+  const base = AppConfig.layer(config)
+  const plan = ShardPlan.layer.pipe(Layer.provide(DiscordRest.layer), Layer.provideMerge(base))
+  const store = CheckpointerLive.pipe(Layer.provideMerge(shardStoreLayer(config)))
+  const limiter = IdentifyLimiterLive.pipe(Layer.provide(MemoryRateLimiterLive))
+  const core = Layer.mergeAll(limiter, store, OutboxLive, ShardStatusLive, brokerLayer(config))
+  const session = ShardSessionLive.pipe(Layer.provideMerge(core))
+  return SharderLive.pipe(Layer.provideMerge(session), Layer.provideMerge(plan))
+}
+
+const fail = (line: string, code: number): never => {
+  process.stderr.write(`spectacles-gateway: ${line}\n`)
+  process.exit(code)
+}
+
+const main = async () => {
+  const loaded = await Effect.runPromiseExit(
+    loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() }).pipe(
+      Effect.provide(loggingLayer("warn"))
+    )
+  )
+  if (Exit.isFailure(loaded)) {
+    const error = Cause.findErrorOption(loaded.cause)
+    if (error._tag === "Some" && error.value._tag === "HelpRequested") {
+      process.stdout.write(error.value.usage)
+      process.exit(0)
+    }
+    return fail(error._tag === "Some" ? error.value.message : Cause.pretty(loaded.cause), 2)
+  }
+  const config = loaded.value
+  const stop = Deferred.makeUnsafe<string>()
+  const started = Deferred.makeUnsafe<void>()
+  let signals = 0
+  const onSignal = (name: string) => {
+    // Still starting (e.g. retrying /gateway/bot): nothing was read, so nothing to deliver.
+    if (!Deferred.isDoneUnsafe(started)) {
+      process.stderr.write(`spectacles-gateway: ${name} before the shards started; exiting\n`)
+      process.exit(0)
+    }
+    signals++
+    if (signals > 1) fail(`second ${name}: exiting without a graceful shutdown`, 1)
+    Deferred.doneUnsafe(stop, Effect.succeed(name))
+    // The backstop: whatever happens, the process is gone shortly after the configured budget.
+    setTimeout(() => fail(`shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting`, 1), config.shutdownTimeoutMs + 2_000).unref()
+  }
+  process.on("SIGTERM", () => onSignal("SIGTERM"))
+  process.on("SIGINT", () => onSignal("SIGINT"))
+
+  const exit = await Effect.runPromiseExit(
+    runGateway(stop, started).pipe(
+      Effect.scoped,
+      Effect.provide(appLayer(config)),
+      Effect.provide(loggingLayer(config.logLevel))
+    )
+  )
+  if (Exit.isSuccess(exit)) process.exit(0)
+  const error = Cause.findErrorOption(exit.cause)
+  fail(error._tag === "Some" ? `fatal: ${error.value.message}` : `crashed: ${Cause.pretty(exit.cause)}`, 1)
+}
+
+void main()

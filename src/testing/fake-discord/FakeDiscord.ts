@@ -1,0 +1,356 @@
+// A fake Discord for end-to-end tests, the demo and benchmarks: REST (/gateway, /gateway/bot)
+// and the WebSocket gateway on one port, plus a control API to script failures and inspect what
+// the client did. Control methods address shards by id; see README-style notes on each method.
+import { createServer } from "node:http"
+import type { Server } from "node:http"
+import type { AddressInfo } from "node:net"
+import { WebSocketServer } from "ws"
+import { blast } from "./blast.ts"
+import type { BlastPayload } from "./blast.ts"
+import type { GatewayConnection } from "./connection.ts"
+import { createRng } from "./events.ts"
+import { attachGateway, deliver, serverClose, serverDrop } from "./gateway.ts"
+import { IdentifyLimiter } from "./limits.ts"
+import type { SessionStartLimit } from "./limits.ts"
+import { resolveOptions } from "./options.ts"
+import type { FakeContext, FakeDiscordOptions, RestFailure } from "./options.ts"
+import { Op, opText } from "./protocol.ts"
+import { Records } from "./records.ts"
+import type { CloseRecord, Counters, HeartbeatRecord, IdentifyRecord, ReceivedRecord, RestCallRecord, ResumeRecord, ViolationRecord } from "./records.ts"
+import { createRestHandler } from "./rest.ts"
+import { SessionStore } from "./sessions.ts"
+import { shardOf } from "./snowflake.ts"
+import { createTrickle } from "./trickle.ts"
+import type { Trickle } from "./trickle.ts"
+
+export type { FakeDiscordOptions, RestFailure } from "./options.ts"
+export type { BlastPayload } from "./blast.ts"
+export type { SessionStartLimit } from "./limits.ts"
+export type * from "./records.ts"
+
+export interface SessionInfo {
+  readonly sessionId: string
+  readonly shardId: number
+  readonly shardCount: number
+  /** Last seq handed out on this session. */
+  readonly seq: number
+  readonly resumeGatewayUrl: string
+  readonly guildIds: ReadonlyArray<string>
+  /** A connection is attached and writable (not closing, not zombie). */
+  readonly connected: boolean
+  readonly connectionId: number | undefined
+}
+
+interface Waiter {
+  readonly check: () => boolean
+  readonly fail: (error: Error) => void
+}
+
+export class FakeDiscord {
+  readonly #ctx: FakeContext
+  readonly #server: Server
+  readonly #wss: WebSocketServer
+  readonly #trickle: Trickle
+  readonly #waiters = new Set<Waiter>()
+  #notifyScheduled = false
+  #closed = false
+  /** http://host:port — REST base. */
+  readonly url: string
+  /** host:port, the value for DISCORD_API_HOST. */
+  readonly host: string
+  readonly port: number
+  /** ws://host:port — returned by /gateway and /gateway/bot. */
+  readonly gatewayUrl: string
+  /** READY.resume_gateway_url (same server, path /resume). */
+  readonly resumeGatewayUrl: string
+  readonly token: string
+
+  /** Use startFakeDiscord(). */
+  constructor(ctx: FakeContext, server: Server, wss: WebSocketServer, port: number) {
+    this.#ctx = ctx
+    this.#server = server
+    this.#wss = wss
+    this.port = port
+    const hostname = ctx.options.host.includes(":") ? `[${ctx.options.host}]` : ctx.options.host
+    this.host = `${hostname}:${port}`
+    this.url = `http://${this.host}`
+    this.gatewayUrl = `ws://${this.host}`
+    this.resumeGatewayUrl = `ws://${this.host}/resume`
+    this.token = ctx.options.token
+    ctx.gatewayUrl = this.gatewayUrl
+    ctx.resumeGatewayUrl = this.resumeGatewayUrl
+    ctx.notify = () => this.#scheduleCheck()
+    this.#trickle = createTrickle(ctx, createRng(ctx.options.seed))
+  }
+
+  // ---- records -------------------------------------------------------------------------------
+
+  get identifies(): ReadonlyArray<IdentifyRecord> { return this.#ctx.records.identifies }
+  get resumes(): ReadonlyArray<ResumeRecord> { return this.#ctx.records.resumes }
+  get violations(): ReadonlyArray<ViolationRecord> { return this.#ctx.records.violations }
+  get heartbeats(): ReadonlyArray<HeartbeatRecord> { return this.#ctx.records.heartbeats }
+  get received(): ReadonlyArray<ReceivedRecord> { return this.#ctx.records.received }
+  get closes(): ReadonlyArray<CloseRecord> { return this.#ctx.records.closes }
+  get restCalls(): ReadonlyArray<RestCallRecord> { return this.#ctx.records.restCalls }
+  get counters(): Readonly<Counters> { return this.#ctx.records.counters }
+  /** Currently open WebSocket connections (counters.connections is the total ever accepted). */
+  get connections(): number { return this.#ctx.connections.size }
+  get sessionStartLimit(): SessionStartLimit { return this.#ctx.limiter.snapshot() }
+
+  // ---- dispatching ---------------------------------------------------------------------------
+
+  /**
+   * Appends a dispatch to the shard's current session and returns its seq. Delivered now when the
+   * shard is connected, else kept in the replay buffer and delivered on RESUME. When the shard has
+   * no session at all, the dispatch is queued, delivered right after the next READY (and its
+   * GUILD_CREATEs), and -1 is returned.
+   */
+  dispatch(shardId: number, t: string, d: unknown): number {
+    const dJson = JSON.stringify(d ?? null)
+    const session = this.#ctx.sessions.ofShard(shardId)
+    if (session === undefined) {
+      this.#ctx.sessions.queue(shardId, { t, dJson })
+      return -1
+    }
+    const seq = deliver(session, t, dJson)
+    this.#ctx.notify()
+    return seq
+  }
+
+  /** Shard owning a guild: `(guild_id >> 22) % shardCount`, using the count the shards identified with. */
+  shardForGuild(guildId: string | bigint): number {
+    for (const session of this.#ctx.sessions.all()) {
+      if (shardOf(guildId, session.shardCount) === session.shardId) return session.shardId
+    }
+    const last = this.#ctx.records.identifies.at(-1)
+    return shardOf(guildId, last?.shardCount ?? this.#ctx.shardCount)
+  }
+
+  dispatchGuild(guildId: string | bigint, t: string, d: unknown): number {
+    return this.dispatch(this.shardForGuild(guildId), t, d)
+  }
+
+  /** Dispatches to every shard that has a session; returns shardId → seq. */
+  broadcast(t: string, d: unknown): Map<number, number> {
+    const out = new Map<number, number>()
+    for (const session of this.#ctx.sessions.all()) out.set(session.shardId, this.dispatch(session.shardId, t, d))
+    return out
+  }
+
+  /** Sends `payloads` as dispatches as fast as the client reads; resolves with the last seq once all are handed to the kernel. */
+  blast(shardId: number, payloads: Iterable<BlastPayload>): Promise<number> {
+    return blast(this.#ctx, shardId, payloads)
+  }
+
+  startTrickle(ratePerSec: number): void { this.#trickle.start(ratePerSec) }
+  stopTrickle(): void { this.#trickle.stop() }
+
+  // ---- failure injection (all return false when the shard has no live connection) ------------
+
+  /** The shard's live connection: its current session's, else the newest one that identified/resumed as it. */
+  #connectionOf(shardId: number): GatewayConnection | undefined {
+    const current = this.#ctx.sessions.ofShard(shardId)?.connection
+    if (current !== undefined && current.state === "open") return current
+    let found: GatewayConnection | undefined
+    for (const conn of this.#ctx.connections) if (conn.shardId === shardId && conn.state === "open") found = conn
+    return found
+  }
+
+  /** op 7 Reconnect. The connection stays open until the client closes it. */
+  sendReconnect(shardId: number): boolean {
+    const conn = this.#connectionOf(shardId)
+    conn?.send(opText(Op.Reconnect, null))
+    return conn !== undefined
+  }
+
+  /** op 9 Invalid Session with d = resumable; with false the session is also forgotten. */
+  invalidateSession(shardId: number, resumable: boolean): boolean {
+    const conn = this.#connectionOf(shardId)
+    conn?.send(opText(Op.InvalidSession, resumable))
+    const session = this.#ctx.sessions.ofShard(shardId)
+    if (!resumable && session !== undefined) this.#ctx.sessions.forget(session)
+    this.#ctx.notify()
+    return conn !== undefined || (!resumable && session !== undefined)
+  }
+
+  /** op 1 from the server: the client must heartbeat immediately. */
+  requestHeartbeat(shardId: number): boolean {
+    const conn = this.#connectionOf(shardId)
+    conn?.send(opText(Op.Heartbeat, null))
+    return conn !== undefined
+  }
+
+  /** Close frame with `code` (sent after frames already queued). 4007 and 4009 also end the session. */
+  closeShard(shardId: number, code: number, reason = ""): boolean {
+    const conn = this.#connectionOf(shardId)
+    if (conn !== undefined) serverClose(this.#ctx, conn, code, reason)
+    return conn !== undefined
+  }
+
+  /** Destroys the TCP connection without a close frame; the session stays resumable. */
+  dropShard(shardId: number): boolean {
+    const conn = this.#connectionOf(shardId)
+    if (conn !== undefined) serverDrop(this.#ctx, conn, "dropShard")
+    return conn !== undefined
+  }
+
+  /**
+   * Zombie: the connection stays TCP-open and keeps reading (heartbeats are recorded, acked:false)
+   * but nothing is written: no ACK, no dispatch (they go to the replay buffer), no close/pong reply,
+   * no 4009 timeout close. Applies to the current connection only; a reconnect is healthy again.
+   */
+  setZombie(shardId: number, on: boolean): boolean {
+    const conn = this.#connectionOf(shardId)
+    conn?.setZombie(on)
+    this.#ctx.notify()
+    return conn !== undefined
+  }
+
+  /** Silent: heartbeats are not ACKed but dispatches still flow (current connection only). */
+  setSilent(shardId: number, on: boolean): boolean {
+    const conn = this.#connectionOf(shardId)
+    if (conn !== undefined) conn.silent = on
+    return conn !== undefined
+  }
+
+  /** Drops the shard's session without telling the client; a later RESUME gets op 9 false. */
+  forgetSession(shardId: number): boolean {
+    const session = this.#ctx.sessions.ofShard(shardId)
+    if (session !== undefined) this.#ctx.sessions.forget(session)
+    this.#ctx.notify()
+    return session !== undefined
+  }
+
+  // ---- settings --------------------------------------------------------------------------------
+
+  setSessionStartLimit(limit: Partial<SessionStartLimit>): void { this.#ctx.limiter.set(limit) }
+  /** Makes the next `times` /gateway/bot calls fail; undefined clears. */
+  setRestFailures(failure: RestFailure | undefined): void {
+    this.#ctx.restFailures = failure === undefined || failure.times <= 0
+      ? undefined
+      : { status: failure.status, remaining: failure.times, retryAfterSec: failure.retryAfterSec ?? 1 }
+  }
+  /** Recommended shard count for later /gateway/bot calls. */
+  setShardCount(count: number): void { this.#ctx.shardCount = count }
+  setMaxConcurrency(maxConcurrency: number): void { this.#ctx.limiter.maxConcurrency = Math.max(1, maxConcurrency) }
+
+  // ---- inspection ----------------------------------------------------------------------------
+
+  /** Shard ids whose current session has a writable connection (READY or RESUMED sent), sorted. */
+  readyShards(): Array<number> {
+    return this.#ctx.sessions.all().filter((s) => s.connection?.writable === true).map((s) => s.shardId).sort((a, b) => a - b)
+  }
+
+  sessionOf(shardId: number): SessionInfo | undefined {
+    const session = this.#ctx.sessions.ofShard(shardId)
+    if (session === undefined) return undefined
+    return {
+      sessionId: session.id,
+      shardId: session.shardId,
+      shardCount: session.shardCount,
+      seq: session.seq,
+      resumeGatewayUrl: session.resumeGatewayUrl,
+      guildIds: [...session.guildIds],
+      connected: session.connection?.writable === true,
+      connectionId: session.connection?.id
+    }
+  }
+
+  /**
+   * Resolves with the predicate's first truthy value. Re-checked after every state change of the
+   * fake (after the handler finished) and every 20 ms; rejects after `timeoutMs`.
+   */
+  waitFor<T>(predicate: () => T | undefined | null | false, timeoutMs = 10_000, label = "condition"): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let interval: ReturnType<typeof setInterval> | undefined
+      let timeout: ReturnType<typeof setTimeout> | undefined
+      const finish = (): void => {
+        this.#waiters.delete(waiter)
+        clearInterval(interval)
+        clearTimeout(timeout)
+      }
+      const waiter: Waiter = {
+        check: () => {
+          let value: T | undefined | null | false
+          try {
+            value = predicate()
+          } catch (error) {
+            finish()
+            reject(error)
+            return true
+          }
+          if (value === undefined || value === null || value === false) return false
+          finish()
+          resolve(value)
+          return true
+        },
+        fail: (error) => {
+          finish()
+          reject(error)
+        }
+      }
+      if (waiter.check()) return
+      this.#waiters.add(waiter)
+      interval = setInterval(() => waiter.check(), 20)
+      timeout = setTimeout(() => waiter.fail(new Error(`waitFor(${label}) timed out after ${timeoutMs} ms`)), timeoutMs)
+    })
+  }
+
+  #scheduleCheck(): void {
+    if (this.#notifyScheduled || this.#waiters.size === 0) return
+    this.#notifyScheduled = true
+    queueMicrotask(() => {
+      this.#notifyScheduled = false
+      for (const waiter of [...this.#waiters]) waiter.check()
+    })
+  }
+
+  /** Stops the trickle, terminates every socket and closes the server. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#trickle.stop()
+    for (const conn of this.#ctx.connections) conn.ws.terminate()
+    this.#ctx.sessions.clear()
+    for (const waiter of [...this.#waiters]) waiter.fail(new Error("fake Discord closed"))
+    await new Promise<void>((resolve) => this.#wss.close(() => resolve()))
+    this.#server.closeAllConnections()
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
+  }
+}
+
+export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promise<FakeDiscord> {
+  const resolved = resolveOptions(options)
+  const ctx: FakeContext = {
+    options: resolved,
+    records: new Records(),
+    sessions: new SessionStore(resolved.sessionTimeoutMs, (session) => {
+      resolved.log(`shard ${session.shardId}: session ${session.id} expired`)
+      ctx.notify()
+    }),
+    limiter: new IdentifyLimiter(resolved.sessionStartLimit, resolved.maxConcurrency, resolved.identifyIntervalMs),
+    connections: new Set(),
+    shardCount: resolved.shardCount,
+    restFailures: undefined,
+    gatewayUrl: "",
+    resumeGatewayUrl: "",
+    notify: () => {}
+  }
+  const server = createServer(createRestHandler(ctx))
+  server.on("clientError", (_error, socket) => socket.destroy())
+  const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: 1024 * 1024 })
+  wss.on("error", () => {})
+  attachGateway(ctx, wss)
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject)
+    server.listen(resolved.port, resolved.host, () => {
+      server.off("error", reject)
+      resolve()
+    })
+  })
+  server.on("error", (error) => resolved.log(`server error: ${String(error)}`))
+  const fake = new FakeDiscord(ctx, server, wss, (server.address() as AddressInfo).port)
+  fake.setRestFailures(options.restFailures)
+  resolved.log(`fake Discord listening on ${fake.url}`)
+  return fake
+}
