@@ -315,7 +315,7 @@ describe("handshake", () => {
   })
 
   it("closes with 4009 when heartbeats stop, and the session cannot be resumed", async () => {
-    const fake = await start({ heartbeatIntervalMs: 100 })
+    const fake = await start({ heartbeatIntervalMs: 300 })
     const client = await open(fake)
     const ready = await client.ready()
     expect((await client.closed).code).toBe(4009)

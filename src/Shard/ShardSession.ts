@@ -3,7 +3,7 @@
 //
 // Frames are handled synchronously in the socket callback (inflate, read the envelope, hand the
 // event to the outbox); only the rare control payloads cross into the session fiber.
-import { Clock, Context, Data, Deferred, Duration, Effect, Layer, Queue, Random, Redacted } from "effect"
+import { Context, Data, Deferred, Duration, Effect, Layer, Queue, Random, Redacted } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import type { GatewayConfig } from "../Config/GatewayConfig.ts"
 import { Outbox } from "../Broker/Outbox.ts"
@@ -18,6 +18,7 @@ import { ShardStore } from "../ShardStore/ShardStore.ts"
 import { type Connection, ConnectError, openConnection } from "../Transport/Connection.ts"
 import { InflateError, makeInflater } from "../Transport/Inflater.ts"
 import { heartbeatLoop } from "./Heartbeat.ts"
+import { type Ending, reconnectForever } from "./Reconnect.ts"
 import { SessionCursor } from "./SessionCursor.ts"
 import { ShardPlan } from "./ShardPlan.ts"
 import { ShardStatus } from "./ShardStatus.ts"
@@ -41,16 +42,8 @@ interface Holder {
   mainUrlForResume: boolean
   /** A command taken from the queue and not yet written. */
   carried: PendingCommand | undefined
-}
-
-/** How a connection ended and what the next one must do. */
-export interface Ending {
-  readonly next: "resume" | "identify"
-  readonly reason: string
-  /** Fixed wait before the next connection (op 9: 1-5 s); otherwise the backoff decides. */
-  readonly waitMs?: number
-  /** The peer cannot be trusted to finish a close handshake. */
-  readonly terminate?: boolean
+  /** The current connection reached READY or RESUMED. */
+  established: boolean
 }
 
 type Control =
@@ -62,18 +55,6 @@ type Control =
 
 const OPEN_TIMEOUT_MS = 15_000
 const HELLO_TIMEOUT_MS = 30_000
-/** A session that lasted this long counts as healthy: the reconnect backoff starts over. */
-const HEALTHY_AFTER_MS = 10_000
-const BACKOFF_BASE_MS = 1_000
-const BACKOFF_CAP_MS = 60_000
-
-/** Delay before reconnect attempt number `failures` (0 after a healthy session: at once). */
-export const reconnectDelay = (failures: number, random: number): number => {
-  if (failures <= 0) return 0
-  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (failures - 1))
-  // "Equal jitter": at least half the ceiling, so a storm of shards spreads without racing.
-  return Math.round(ceiling / 2 + (ceiling / 2) * random)
-}
 
 export const gatewayUrl = (base: string, config: GatewayConfig): string => {
   const url = new URL(base)
@@ -156,6 +137,7 @@ export const ShardSessionLive = Layer.effect(
     const connectOnce = (shard: number, holder: Holder) =>
       Effect.gen(function*() {
         const resuming = holder.cursor !== undefined
+        holder.established = false
         const base = holder.cursor && !holder.mainUrlForResume ? holder.cursor.resumeUrl : plan.url
         const control = yield* Queue.unbounded<Control>()
         const window = new SendWindow()
@@ -369,6 +351,7 @@ export const ShardSessionLive = Layer.effect(
               return message.ending
             case "ready": {
               yield* Effect.logInfo(`READY: session ${message.cursor.sessionId}`)
+              holder.established = true
               yield* checkpointer.track(message.cursor)
               yield* startSender
               yield* status.set(shard, "ready")
@@ -376,6 +359,7 @@ export const ShardSessionLive = Layer.effect(
             }
             case "resumed": {
               yield* Effect.logInfo(`RESUMED at seq ${holder.cursor?.received ?? "?"}`)
+              holder.established = true
               if (holder.cursor) yield* checkpointer.track(holder.cursor)
               yield* startSender
               yield* status.set(shard, "ready")
@@ -420,34 +404,31 @@ export const ShardSessionLive = Layer.effect(
         const holder: Holder = {
           cursor: stored ? new SessionCursor(shard, stored.sessionId, stored.resumeUrl, stored.seq) : undefined,
           mainUrlForResume: false,
-          carried: undefined
+          carried: undefined,
+          established: false
         }
         if (stored) yield* Effect.logInfo(`found stored session ${stored.sessionId} at seq ${stored.seq}; resuming`)
-        let failures = 0
-        for (;;) {
-          const startedAt = yield* Clock.currentTimeMillis
-          const ending: Ending = yield* connectOnce(shard, holder).pipe(
-            Effect.scoped,
-            Effect.catchTag("ConnectError", (error: ConnectError) =>
-              Effect.sync((): Ending => {
-                // A resume url that cannot be reached: the main url can resume too.
-                if (holder.cursor) holder.mainUrlForResume = true
-                return { next: "resume", reason: error.message }
-              })
-            )
+        const connect = connectOnce(shard, holder).pipe(
+          Effect.map((ending): Ending => ({ ...ending, established: holder.established })),
+          Effect.scoped,
+          Effect.catchTag("ConnectError", (error: ConnectError) =>
+            Effect.sync((): Ending => {
+              // A resume url that cannot be reached: the main url can resume too.
+              if (holder.cursor) holder.mainUrlForResume = true
+              return { next: "resume", reason: error.message }
+            })
           )
-          const lasted = (yield* Clock.currentTimeMillis) - startedAt
-          yield* status.set(shard, "reconnecting")
-          if (ending.next === "identify" && holder.cursor) {
-            holder.cursor = undefined
-            yield* checkpointer.forget(shard)
-          }
-          failures = lasted >= HEALTHY_AFTER_MS ? 0 : failures + 1
-          const waitMs = ending.waitMs ?? reconnectDelay(failures, yield* Random.next)
-          const next = holder.cursor ? "resuming" : "identifying"
-          yield* Effect.logWarning(`connection ended: ${ending.reason}; ${next} in ${(waitMs / 1000).toFixed(1)}s`)
-          if (waitMs > 0) yield* Effect.sleep(Duration.millis(waitMs))
-        }
+        )
+        return yield* reconnectForever(connect, (ending) =>
+          Effect.gen(function*() {
+            yield* status.set(shard, "reconnecting")
+            if (ending.next === "identify" && holder.cursor) {
+              holder.cursor = undefined
+              yield* checkpointer.forget(shard)
+            }
+            return holder.cursor ? "resuming" : "identifying"
+          })
+        )
       }).pipe(Effect.annotateLogs({ shard }))
 
     return ShardSession.of({

@@ -2,8 +2,10 @@
 import { Effect, Layer } from "effect"
 import type { AppConfig } from "../Config/AppConfig.ts"
 import type { GatewayConfig } from "../Config/GatewayConfig.ts"
+import { RedisClient } from "../Redis/RedisClient.ts"
 import { FileStoreLive } from "./FileStore.ts"
 import { MemoryStoreLive } from "./MemoryStore.ts"
+import { RedisStoreLive } from "./RedisStore.ts"
 import { ShardStore, ShardStoreError } from "./ShardStore.ts"
 
 export const shardStoreLayer = (config: GatewayConfig): Layer.Layer<ShardStore, ShardStoreError, AppConfig> => {
@@ -13,6 +15,11 @@ export const shardStoreLayer = (config: GatewayConfig): Layer.Layer<ShardStore, 
     case "file":
       return FileStoreLive
     case "redis":
-      return Layer.effect(ShardStore, Effect.fail(new ShardStoreError({ operation: "open", cause: `type "redis" is not available in this build; use "file" or "memory"` })))
+      return RedisStoreLive.pipe(
+        Layer.provide(RedisClient.layer),
+        Layer.catchTag("RedisClientError", (error) =>
+          Layer.effect(ShardStore, Effect.fail(new ShardStoreError({ operation: "connect", cause: error.message })))
+        )
+      )
   }
 }

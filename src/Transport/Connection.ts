@@ -48,7 +48,13 @@ export const openConnection = (url: string, handlers: ConnectionHandlers, openTi
       ws.on("error", () => {})
       return Effect.sync(() => ws.terminate())
     }),
-    (ws) => Effect.sync(() => closeGracefully(ws, RESUMABLE_CLOSE, "gateway reconnecting"))
+    (ws) =>
+      Effect.sync(() => {
+        // The session is done with this socket: frames still arriving while it closes are not read
+        // (their sequence numbers were never counted, so a resume replays them).
+        ws.removeAllListeners("message")
+        closeGracefully(ws, RESUMABLE_CLOSE, "gateway reconnecting")
+      })
   ).pipe(Effect.map((ws): Connection => ({
     send: (text) => {
       if (ws.readyState !== WebSocket.OPEN) return false

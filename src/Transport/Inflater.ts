@@ -89,7 +89,11 @@ const framed = (
     pendingBytes = 0
     return whole
   }
+  // After close the native handle is freed; writing to it would abort the process, so a frame
+  // that arrives late (the socket is still closing) is ignored.
+  let closed = false
   const close = () => {
+    closed = true
     pending.length = 0
     stream.close()
   }
@@ -139,6 +143,7 @@ const framed = (
       synchronous: true,
       close,
       push: (frame) => {
+        if (closed) return
         const input = take(frame)
         if (input === undefined) return
         if (failure) throw new InflateError(`corrupt compressed data: ${failure.message}`)
@@ -167,6 +172,7 @@ const framed = (
     synchronous: false,
     close,
     push: (frame) => {
+      if (closed) return
       const input = take(frame)
       if (input === undefined || failure) return
       stream.write(input)

@@ -72,3 +72,14 @@ describe("none", () => {
     expect(out).toEqual([`{"op":11}`])
   })
 })
+
+describe("after close", () => {
+  it.each(["zlib-stream", "zstd-stream"] as const)("%s ignores frames that arrive while the socket closes", async (kind) => {
+    const [frame] = await compressAll(kind, [`{"op":11}`])
+    const out: Array<string> = []
+    const inflater = makeInflater(kind, { onPayload: (t) => out.push(t), onError: () => {} })
+    inflater.close()
+    expect(() => inflater.push(frame!)).not.toThrow()
+    expect(out).toEqual([])
+  })
+})

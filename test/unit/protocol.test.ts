@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest"
 import { closeAction, CLOSE_CODES } from "../../src/Discord/CloseCodes.ts"
 import { SendWindow } from "../../src/RateLimiter/SendWindow.ts"
 import { SessionCursor } from "../../src/Shard/SessionCursor.ts"
-import { reconnectDelay } from "../../src/Shard/ShardSession.ts"
+import { reconnectDelay } from "../../src/Shard/Reconnect.ts"
 
 describe("close codes", () => {
   it("resumes where the session survives, identifies where it does not, stops where retrying cannot help", () => {

@@ -1,6 +1,7 @@
 // A fake Discord for end-to-end tests, the demo and benchmarks: REST (/gateway, /gateway/bot)
 // and the WebSocket gateway on one port, plus a control API to script failures and inspect what
-// the client did. Control methods address shards by id; see README-style notes on each method.
+// the client did. Control methods address shards by id (the shard's current session, or its newest
+// live connection).
 import { createServer } from "node:http"
 import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"

@@ -20,6 +20,8 @@ export interface ConnectionParams {
   readonly ws: WebSocket
   readonly socket: Duplex
   readonly url: string
+  /** The `v` query parameter (NaN when absent). */
+  readonly version: number
   readonly viaResumeUrl: boolean
   readonly compress: CompressKind | undefined
   readonly engine: CompressionEngine
@@ -32,6 +34,7 @@ export class GatewayConnection {
   readonly ws: WebSocket
   readonly socket: Duplex
   readonly url: string
+  readonly version: number
   readonly viaResumeUrl: boolean
   readonly compress: CompressKind | undefined
   /** Set once IDENTIFY or RESUME succeeded. */
@@ -63,6 +66,7 @@ export class GatewayConnection {
     this.ws = params.ws
     this.socket = params.socket
     this.url = params.url
+    this.version = params.version
     this.viaResumeUrl = params.viaResumeUrl
     this.compress = params.compress
     this.#compressor = params.compress === undefined ? undefined : createCompressor(params.compress, params.engine)

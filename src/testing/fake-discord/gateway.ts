@@ -101,6 +101,7 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
       ws,
       socket: req.socket,
       url: rawUrl,
+      version: Number(parsed.searchParams.get("v") ?? Number.NaN),
       viaResumeUrl,
       compress,
       engine: ctx.options.compressionEngine,
@@ -122,8 +123,7 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
     })
     ws.on("close", (code: number, reason: Buffer) => onClose(conn, code, reason.toString()))
 
-    const version = Number(parsed.searchParams.get("v"))
-    if (!SUPPORTED_VERSIONS.has(version)) return serverClose(ctx, conn, CloseCode.InvalidApiVersion, "Invalid API version.")
+    if (!SUPPORTED_VERSIONS.has(conn.version)) return serverClose(ctx, conn, CloseCode.InvalidApiVersion, "Invalid API version.")
     const encoding = parsed.searchParams.get("encoding")
     if (encoding !== null && encoding !== "json") return serverClose(ctx, conn, CloseCode.DecodeError, "Unsupported encoding (the fake speaks json only).")
     if (compressParam !== null && compress === undefined) return serverClose(ctx, conn, CloseCode.DecodeError, "Unsupported compression.")
@@ -232,9 +232,8 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
     ctx.records.identifies.push({ ...base, outcome: "ready", sessionId: session.id })
     options.log(`conn#${conn.id} shard ${shardId}/${shardCount}: READY session ${session.id}`)
 
-    const version = Number(new URL(conn.url, "http://fake-discord").searchParams.get("v"))
     const ready = {
-      v: version,
+      v: conn.version,
       user_settings: {},
       user: BOT_USER,
       session_type: "normal",
