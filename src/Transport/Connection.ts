@@ -49,10 +49,13 @@ export const openConnection = (url: string, handlers: ConnectionHandlers, openTi
       return Effect.sync(() => ws.terminate())
     }),
     (ws) =>
-      Effect.sync(() => {
+      Effect.callback<void>((resume) => {
         // The session is done with this socket: frames still arriving while it closes are not read
         // (their sequence numbers were never counted, so a resume replays them).
         ws.removeAllListeners("message")
+        if (ws.readyState === WebSocket.CLOSED) return resume(Effect.void)
+        // Wait for the close to finish, so a shutdown that exits next has really sent the code.
+        ws.once("close", () => resume(Effect.void))
         closeGracefully(ws, RESUMABLE_CLOSE, "gateway reconnecting")
       })
   ).pipe(Effect.map((ws): Connection => ({
