@@ -5,6 +5,7 @@ import { Deferred, Duration, Effect, Fiber } from "effect"
 import { AppConfig } from "./Config/AppConfig.ts"
 import { awaitDrained, runPublisher } from "./Broker/Publisher.ts"
 import { Outbox } from "./Broker/Outbox.ts"
+import { CommandSources } from "./Commands/CommandSources.ts"
 import { Checkpointer } from "./ShardStore/Checkpointer.ts"
 import { Sharder } from "./Shard/Sharder.ts"
 import { ShardSession } from "./Shard/ShardSession.ts"
@@ -16,13 +17,18 @@ export const runGateway = (stop: Deferred.Deferred<string>, started: Deferred.De
     const session = yield* ShardSession
     const checkpointer = yield* Checkpointer
     const outbox = yield* Outbox
+    const commands = yield* CommandSources
 
     const publisher = yield* Effect.forkScoped(runPublisher)
     const shards = yield* Effect.forkScoped(sharder.run)
+    // Commands wait in their shard's queue until it is READY, so reading them can start now.
+    yield* commands.start
     yield* Deferred.succeed(started, undefined)
     const signal = yield* Effect.raceFirst(Fiber.join(shards), Deferred.await(stop))
 
     yield* Effect.logInfo(`${signal}: shutting down`)
+    // No new commands; those already taken are still sent while the sockets stay open below.
+    yield* commands.stop
     session.stopReading()
     // Leave a little of the budget for the checkpoint write and the socket closes.
     const drainBudget = Duration.millis(Math.max(0, config.shutdownTimeoutMs - 1_500))

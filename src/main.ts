@@ -8,9 +8,15 @@ import { loadConfig } from "./Config/load.ts"
 import { DiscordRest } from "./Discord/Rest.ts"
 import { runGateway } from "./Gateway.ts"
 import { brokerLayer } from "./Broker/layers.ts"
+import { commandsLayer } from "./Commands/layers.ts"
 import { OutboxLive } from "./Broker/Outbox.ts"
 import { loggingLayer } from "./Observability/Logging.ts"
-import { IdentifyLimiterLive, MemoryRateLimiterLive } from "./RateLimiter/IdentifyLimiter.ts"
+import { GatewayStatsLive } from "./Observability/GatewayStats.ts"
+import { HttpServerLive } from "./Observability/HttpServer.ts"
+import { IdentifyLimiterLive, MemoryRateLimiterLive, RedisRateLimiterLive } from "./RateLimiter/IdentifyLimiter.ts"
+import { RedisClient, type RedisClientError } from "./Redis/RedisClient.ts"
+import { SessionBudgetLive } from "./Shard/SessionBudget.ts"
+import { NoShardLeases, RedisShardLeasesLive } from "./Shard/ShardLeases.ts"
 import { CheckpointerLive } from "./ShardStore/Checkpointer.ts"
 import { shardStoreLayer } from "./ShardStore/layers.ts"
 import { ShardPlan } from "./Shard/ShardPlan.ts"
@@ -18,14 +24,30 @@ import { ShardSessionLive } from "./Shard/ShardSession.ts"
 import { ShardStatusLive } from "./Shard/ShardStatus.ts"
 import { SharderLive } from "./Shard/Sharder.ts"
 
+/** A layer over the shared Redis client (one connection per process, however many layers use it). */
+const redisRequired = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E | RedisClientError, Exclude<R, RedisClient> | AppConfig> =>
+  layer.pipe(Layer.provide(RedisClient.layer))
+
 const appLayer = (config: GatewayConfig) => {
   const base = AppConfig.layer(config)
-  const plan = ShardPlan.layer.pipe(Layer.provide(DiscordRest.layer), Layer.provideMerge(base))
+  const rest = DiscordRest.layer.pipe(Layer.provideMerge(base))
+  const plan = ShardPlan.layer.pipe(Layer.provideMerge(rest))
   const store = CheckpointerLive.pipe(Layer.provideMerge(shardStoreLayer(config)))
-  const limiter = IdentifyLimiterLive.pipe(Layer.provide(MemoryRateLimiterLive))
-  const core = Layer.mergeAll(limiter, store, OutboxLive, ShardStatusLive, brokerLayer(config))
+  // With Redis, every process of the bot shares one identify budget and one lease per shard.
+  const redis = config.redis.urls.length > 0
+  const budget = SessionBudgetLive
+  const limiter = IdentifyLimiterLive.pipe(
+    Layer.provide(redis ? redisRequired(RedisRateLimiterLive) : MemoryRateLimiterLive),
+    Layer.provideMerge(budget)
+  )
+  const leases = redis ? redisRequired(RedisShardLeasesLive) : NoShardLeases
+  const core = Layer.mergeAll(limiter, store, leases, OutboxLive, ShardStatusLive, brokerLayer(config))
   const session = ShardSessionLive.pipe(Layer.provideMerge(core))
-  return SharderLive.pipe(Layer.provideMerge(session), Layer.provideMerge(plan))
+  const shards = SharderLive.pipe(Layer.provideMerge(session), Layer.provideMerge(plan))
+  const app = commandsLayer(config).pipe(Layer.provideMerge(shards))
+  // Built last, so a taken port fails the start before any shard connects; one stats instance for all.
+  const http = config.prometheus.address === undefined ? Layer.empty : HttpServerLive
+  return http.pipe(Layer.provideMerge(app), Layer.provideMerge(GatewayStatsLive))
 }
 
 const fail = (line: string, code: number): never => {

@@ -4,6 +4,7 @@
 import { Clock, Effect, Schedule } from "effect"
 import { Broker, type BrokerError } from "./Broker.ts"
 import { Outbox } from "./Outbox.ts"
+import { GatewayStats } from "../Observability/GatewayStats.ts"
 
 /** Large enough to amortise a round trip, small enough to keep latency and memory low. */
 export const MAX_BATCH = 512
@@ -15,10 +16,12 @@ const outageBackoff = Schedule.min([Schedule.exponential("100 millis"), Schedule
 export const runPublisher = Effect.gen(function*() {
   const outbox = yield* Outbox
   const broker = yield* Broker
+  const stats = yield* GatewayStats
   let outageSince: number | undefined
 
   const noteFailure = (error: BrokerError) =>
     Effect.gen(function*() {
+      stats.publishFailed(broker.name)
       if (outageSince !== undefined) return yield* Effect.logDebug(`still failing: ${error.message}`)
       outageSince = yield* Clock.currentTimeMillis
       yield* Effect.logWarning(
@@ -43,7 +46,9 @@ export const runPublisher = Effect.gen(function*() {
   return yield* Effect.forever(
     Effect.gen(function*() {
       const batch = yield* outbox.takeBatch(MAX_BATCH)
+      const startedAt = performance.now()
       yield* publish(batch)
+      stats.publishedBatch(broker.name, batch.length, performance.now() - startedAt)
       for (const event of batch) event.cursor.accepted(event.seq)
       outbox.released(batch.length)
     })

@@ -2,6 +2,8 @@
 // included. This is a true sliding window: the timestamps of the sends of the last 60 s.
 export const SEND_LIMIT = 120
 export const SEND_WINDOW_MS = 60_000
+/** Discord counts arrivals, we count departures: keep this much clear of the window's edge. */
+const EDGE_MARGIN_MS = 1_000
 
 export class SendWindow {
   private readonly stamps: Array<number> = []
@@ -42,6 +44,6 @@ export class SendWindow {
     if (used < allowed) return 0
     // The send that frees a slot is the (used - allowed + 1)th oldest in the window.
     const oldest = this.stamps[this.head + (used - allowed)]!
-    return Math.max(1, oldest + this.windowMs - now + 1)
+    return Math.max(1, oldest + this.windowMs - now + EDGE_MARGIN_MS)
   }
 }

@@ -17,6 +17,8 @@ import { Checkpointer } from "../ShardStore/Checkpointer.ts"
 import { ShardStore } from "../ShardStore/ShardStore.ts"
 import { type Connection, ConnectError, openConnection } from "../Transport/Connection.ts"
 import { InflateError, makeInflater } from "../Transport/Inflater.ts"
+import { GatewayStats } from "../Observability/GatewayStats.ts"
+import { reconnectReason } from "../Observability/reconnectReason.ts"
 import { heartbeatLoop } from "./Heartbeat.ts"
 import { type Ending, reconnectForever } from "./Reconnect.ts"
 import { SessionCursor } from "./SessionCursor.ts"
@@ -105,6 +107,7 @@ export const ShardSessionLive = Layer.effect(
     const store = yield* ShardStore
     const checkpointer = yield* Checkpointer
     const status = yield* ShardStatus
+    const stats = yield* GatewayStats
     const token = config.token
     const wanted = config.events.all ? () => true : (t: string) => config.events.names.has(t)
     const connections = new Map<number, Connection>()
@@ -146,6 +149,7 @@ export const ShardSessionLive = Layer.effect(
         let beatSentAt = 0
         let paused = false
         let conn: Connection | undefined
+        const received = stats.eventsOf(shard)
 
         const end = (ending: Ending) => Queue.offerUnsafe(control, { kind: "end", ending })
         const sendNow = (payload: string): boolean => {
@@ -178,6 +182,7 @@ export const ShardSessionLive = Layer.effect(
           }
           const op = typeof payload.op === "number" ? payload.op : -1
           if (op === Op.HeartbeatAck) {
+            if (!acked) stats.heartbeatAcked(shard, Date.now() - beatSentAt)
             acked = true
             return
           }
@@ -192,6 +197,7 @@ export const ShardSessionLive = Layer.effect(
           const t = typeof payload.t === "string" ? payload.t : undefined
           const s = typeof payload.s === "number" ? payload.s : undefined
           if (t === undefined || s === undefined) return
+          received.add(t)
           if (t === "READY") {
             const d = payload.d as { session_id?: unknown; resume_gateway_url?: unknown }
             if (typeof d?.session_id !== "string" || typeof d.resume_gateway_url !== "string") {
@@ -224,6 +230,7 @@ export const ShardSessionLive = Layer.effect(
             handleParsed(text)
             return
           }
+          received.add(t)
           const cursor = holder.cursor
           // Before READY there is no session to count against; a replayed duplicate is dropped.
           if (cursor === undefined || env.s <= cursor.received) return
@@ -304,13 +311,13 @@ export const ShardSessionLive = Layer.effect(
               Effect.sync(() => end({ next: "resume", reason: `zombie connection: ${zombie.message}`, terminate: true }))
             )
           )
-        void beatSentAt
 
         const identify = Effect.gen(function*() {
           yield* status.set(shard, "identifying")
           yield* limiter.acquire(shard)
           yield* Effect.logDebug("sending IDENTIFY")
           sendNow(identifyPayload(shard))
+          stats.identified(shard)
         })
 
         const resume = (cursor: SessionCursor) =>
@@ -321,6 +328,7 @@ export const ShardSessionLive = Layer.effect(
               op: Op.Resume,
               d: { token: Redacted.value(token), session_id: cursor.sessionId, seq: cursor.received }
             }))
+            stats.resumed(shard)
           })
 
         const endingForClose = (code: number, reason: string) =>
@@ -421,6 +429,7 @@ export const ShardSessionLive = Layer.effect(
         )
         return yield* reconnectForever(connect, (ending) =>
           Effect.gen(function*() {
+            stats.reconnected(shard, reconnectReason(ending))
             yield* status.set(shard, "reconnecting")
             if (ending.next === "identify" && holder.cursor) {
               holder.cursor = undefined

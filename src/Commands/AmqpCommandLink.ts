@@ -1,0 +1,68 @@
+// The AMQP connection for commands (separate from the event publisher's, so a slow consumer
+// side never holds up event confirms). Topology, on the [broker] group exchange (direct, durable,
+// as the event broker declares it):
+//
+//   queue <group>:SEND          key SEND           bots publish here; every gateway consumes
+//   queue <group>:SEND:<shard>  key SEND:<shard>   a shard's inbox; its gateway consumes
+//
+// All queues are durable, without arguments (limits go in a RabbitMQ policy, as for events).
+import { Context, Effect, Layer } from "effect"
+import type { ConfirmChannel } from "amqplib"
+import { AppConfig } from "../Config/AppConfig.ts"
+import { type AmqpLink, makeAmqpLink } from "../Broker/AmqpLink.ts"
+import { BrokerError } from "../Broker/Broker.ts"
+import { ShardPlan } from "../Shard/ShardPlan.ts"
+
+export const SEND_KEY = "SEND"
+export const sendQueue = (group: string): string => `${group}:${SEND_KEY}`
+export const inboxKey = (shard: number): string => `${SEND_KEY}:${shard}`
+export const inboxQueue = (group: string, shard: number): string => `${group}:${inboxKey(shard)}`
+
+export interface AmqpCommandLinkShape {
+  readonly link: AmqpLink
+  readonly group: string
+  /** `onChannel` runs on every new channel after the topology is declared (the source consumes there). */
+  readonly hooks: { onChannel: ((channel: ConfirmChannel) => Promise<void>) | undefined }
+  /** Inbox queues known to exist, per channel (declared once per connection). */
+  readonly declared: WeakMap<ConfirmChannel, Set<number>>
+  /** Channels that have closed: their unacknowledged messages are delivered again elsewhere. */
+  readonly closed: WeakSet<ConfirmChannel>
+}
+
+export class AmqpCommandLink extends Context.Service<AmqpCommandLink, AmqpCommandLinkShape>()("gateway/AmqpCommandLink") {}
+
+/** Declares (idempotently) the inbox queue of `shard` and binds it. */
+export const declareInbox = async (channel: ConfirmChannel, group: string, shard: number) => {
+  await channel.assertQueue(inboxQueue(group, shard), { durable: true })
+  await channel.bindQueue(inboxQueue(group, shard), group, inboxKey(shard))
+}
+
+export const AmqpCommandLinkLive: Layer.Layer<AmqpCommandLink, BrokerError, AppConfig | ShardPlan> = Layer.effect(
+  AmqpCommandLink,
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    const plan = yield* ShardPlan
+    const group = config.broker.group
+    if (config.amqp.url === undefined) {
+      return yield* new BrokerError({ broker: "amqp", reason: "no URL configured; set AMQP_URL or url in [amqp], e.g. amqp://guest:guest@localhost:5672" })
+    }
+    const hooks: AmqpCommandLinkShape["hooks"] = { onChannel: undefined }
+    const declared = new WeakMap<ConfirmChannel, Set<number>>()
+    const closed = new WeakSet<ConfirmChannel>()
+    const setup = async (channel: ConfirmChannel) => {
+      channel.on("close", () => closed.add(channel))
+      await channel.assertExchange(group, "direct", { durable: true })
+      await channel.assertQueue(sendQueue(group), { durable: true })
+      await channel.bindQueue(sendQueue(group), group, SEND_KEY)
+      const known = new Set<number>()
+      for (const shard of plan.shardIds) {
+        await declareInbox(channel, group, shard)
+        known.add(shard)
+      }
+      declared.set(channel, known)
+      await hooks.onChannel?.(channel)
+    }
+    const link = yield* makeAmqpLink({ url: config.amqp.url, setup, connectionName: `spectacles-gateway commands (${group})` })
+    return AmqpCommandLink.of({ link, group, hooks, declared, closed })
+  })
+)

@@ -1,0 +1,413 @@
+// Commands from Redis Streams.
+//
+// Bots XADD commands to the stream SEND (field `data`). Every gateway process reads SEND through
+// the consumer group [broker] group, so each entry goes to one of them, which only routes it: it
+// appends the payload for each target shard to that shard's inbox stream and then XACKs the SEND
+// entry. The process that runs a shard reads its inbox with the same group and XACKs (and
+// XDELs) an inbox entry once the payload was written to Discord. A shard's backlog therefore
+// waits in Redis, not in memory, and a shard that is reconnecting delays only its own commands.
+//
+// An entry stays pending in the group while its process works on it. If the process dies, the
+// entries it held are claimed by a running process (XAUTOCLAIM) once nobody has touched them for
+// RECLAIM_IDLE_MS, and a process keeps touching the entries it holds (XCLAIM to itself) so that
+// commands merely waiting for a shard's send budget are not claimed away.
+import { randomBytes } from "node:crypto"
+import { hostname } from "node:os"
+import { Effect, Layer, Queue, type Scope } from "effect"
+import { Cluster, type Redis } from "ioredis"
+import { AppConfig } from "../Config/AppConfig.ts"
+import { RedisClient, type RedisConnection } from "../Redis/RedisClient.ts"
+import { CommandRouter, describeShards } from "./Router.ts"
+import { BrokerCommandSource, type CommandSource } from "./CommandSource.ts"
+import { errorText, outageLog, retryDelayMs } from "./outage.ts"
+import { inboxStream, SEND_STREAM } from "./RedisNames.ts"
+import { refusal } from "./Refusal.ts"
+import type { Part } from "./Targets.ts"
+
+export interface RedisCommandOptions {
+  readonly group: string
+  /** Unique per process: pending entries are tracked per consumer. */
+  readonly consumer: string
+  /** An entry pending this long without its holder touching it is taken over. */
+  readonly reclaimIdleMs: number
+  readonly reclaimEveryMs: number
+  /** How often a process touches the entries it holds; well below reclaimIdleMs. */
+  readonly keepAliveEveryMs: number
+  /** XREADGROUP BLOCK time: also how quickly a shard whose backlog cleared is read again. */
+  readonly blockMs: number
+}
+
+export const RECLAIM_IDLE_MS = 60_000
+
+export const defaultRedisCommandOptions = (group: string): RedisCommandOptions => ({
+  group,
+  consumer: `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`,
+  reclaimIdleMs: RECLAIM_IDLE_MS,
+  reclaimEveryMs: 15_000,
+  keepAliveEveryMs: 10_000,
+  blockMs: 2_000
+})
+
+/** Entries taken per stream per read. */
+const READ_COUNT = 100
+/** Inbox entries a shard may hold (taken, not yet acknowledged) before its inbox is no longer read. */
+export const INBOX_WINDOW = 200
+/** Idle consumers (nothing pending) older than this are removed from the group. */
+const CONSUMER_MAX_IDLE_MS = 3_600_000
+const READ_TIMEOUT_MARGIN_MS = 10_000
+const COMMAND_TIMEOUT_MS = 10_000
+
+// Touches the given ids if, and only if, they are still pending for this consumer, atomically,
+// so a keep-alive never takes back an entry another process has reclaimed. Returns those ids.
+const KEEP_ALIVE_SCRIPT = `
+local kept = {}
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #pending > 0 then kept[#kept + 1] = ARGV[i] end
+end
+if #kept > 0 then
+  local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
+  for _, id in ipairs(kept) do args[#args + 1] = id end
+  args[#args + 1] = 'JUSTID'
+  redis.call(unpack(args))
+end
+return kept
+`
+
+interface Entry {
+  readonly id: string
+  /** undefined: the entry was deleted (trimmed) while pending, or has no `data` field. */
+  readonly data: Buffer | undefined
+  readonly deleted: boolean
+}
+
+const asString = (value: unknown): string => (Buffer.isBuffer(value) ? value.toString("utf8") : String(value))
+
+/** `[[id, [field, value, ...] | null], ...]` as returned by XREADGROUP / XAUTOCLAIM (buffers). */
+const parseEntries = (raw: unknown): Array<Entry> => {
+  if (!Array.isArray(raw)) return []
+  const entries: Array<Entry> = []
+  for (const item of raw) {
+    if (!Array.isArray(item)) continue
+    const id = asString(item[0])
+    const fields = item[1]
+    if (!Array.isArray(fields)) {
+      entries.push({ id, data: undefined, deleted: true })
+      continue
+    }
+    let data: Buffer | undefined
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      if (asString(fields[i]) === "data") data = Buffer.isBuffer(fields[i + 1]) ? fields[i + 1] : Buffer.from(asString(fields[i + 1]))
+    }
+    entries.push({ id, data, deleted: false })
+  }
+  return entries
+}
+
+/**
+ * XREADGROUP's reply as [stream, entries] pairs. Under RESP2 it is a list of pairs; under RESP3
+ * (which ioredis 6 may negotiate) a map, which a raw `call` hands back flattened.
+ */
+const streamReplies = (reply: unknown): Array<readonly [string, unknown]> => {
+  if (!Array.isArray(reply)) return []
+  if (reply.length > 0 && Array.isArray(reply[0])) return reply.map((pair: Array<unknown>) => [asString(pair[0]), pair[1]] as const)
+  const pairs: Array<readonly [string, unknown]> = []
+  for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([asString(reply[i]), reply[i + 1]])
+  return pairs
+}
+
+const withTimeout = <A>(what: string, ms: number, promise: () => Promise<A>) =>
+  Effect.tryPromise({ try: promise, catch: errorText }).pipe(
+    Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.fail(`no reply to ${what} within ${ms / 1000}s`) })
+  )
+
+type ClusterOverrides = NonNullable<Parameters<Cluster["duplicate"]>[1]>
+
+/** A separate connection for XREADGROUP BLOCK: the shared client's socket timeout would cut it. */
+const blockingClient = (redis: RedisConnection): Effect.Effect<Redis | Cluster, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      // No spaces: Redis refuses them in client names.
+      const connectionName = "spectacles-gateway-commands"
+      const client: Redis | Cluster = redis.client instanceof Cluster
+        ? redis.client.duplicate(undefined, {
+          redisOptions: { ...redis.client.options.redisOptions, socketTimeout: undefined, connectionName }
+        } as ClusterOverrides)
+        : redis.client.duplicate({ socketTimeout: undefined, connectionName })
+      // Failures surface as rejected reads; the reader logs them.
+      client.on("error", () => undefined)
+      return client
+    }),
+    (client) => Effect.sync(() => client.disconnect())
+  )
+
+export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCommandOptions) =>
+  Effect.gen(function*() {
+    const router = yield* CommandRouter
+    const { group, consumer } = options
+    const inboxes = new Map<string, number>()
+    for (const shard of router.ownedShards) inboxes.set(inboxStream(group, shard), shard)
+    const streams = [SEND_STREAM, ...inboxes.keys()]
+    /** Ids taken by this consumer and not yet acknowledged, per stream. */
+    const held = new Map<string, Set<string>>(streams.map((s) => [s, new Set()]))
+    /** Ids whose acknowledgement is queued or in flight. */
+    const acking = new Map<string, Set<string>>(streams.map((s) => [s, new Set()]))
+    const ackQueue = yield* Queue.unbounded<{ readonly stream: string; readonly id: string }>()
+    const sendSource = `Redis stream ${SEND_STREAM}`
+
+    const ack = (stream: string, id: string) =>
+      Effect.sync(() => {
+        acking.get(stream)!.add(id)
+        Queue.offerUnsafe(ackQueue, { stream, id })
+      })
+
+    // ---- acknowledging (kept running after intake stops, until the shards are gone) ---------
+
+    const writeAcks = (batch: ReadonlyArray<{ readonly stream: string; readonly id: string }>) =>
+      withTimeout("XACK", COMMAND_TIMEOUT_MS, async () => {
+        const byStream = new Map<string, Array<string>>()
+        for (const { stream, id } of batch) {
+          const ids = byStream.get(stream)
+          if (ids) ids.push(id)
+          else byStream.set(stream, [id])
+        }
+        const pipeline = redis.client.pipeline()
+        for (const [stream, ids] of byStream) {
+          pipeline.xack(stream, group, ...ids)
+          // Inbox entries are this group's alone: delete them, so an inbox holds only its backlog.
+          if (stream !== SEND_STREAM) pipeline.xdel(stream, ...ids)
+        }
+        const replies = await pipeline.exec()
+        if (replies === null) throw new Error("the pipeline was discarded")
+        for (const [error] of replies) {
+          // The group or stream is gone (deleted, or Redis restarted empty): nothing left to ack.
+          if (error && !error.message.includes("NOGROUP")) throw error
+        }
+      })
+
+    const settle = (batch: ReadonlyArray<{ readonly stream: string; readonly id: string }>) => {
+      for (const { stream, id } of batch) {
+        held.get(stream)!.delete(id)
+        acking.get(stream)!.delete(id)
+      }
+    }
+
+    // Registered before the acker is forked, so it runs after the acker was interrupted.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        const rest = yield* Queue.clear(ackQueue)
+        if (rest.length === 0) return
+        yield* writeAcks(rest).pipe(
+          Effect.catch((reason) => Effect.logWarning(`could not acknowledge ${rest.length} sent command(s) at shutdown (${reason}); they may be sent again`))
+        )
+      })
+    )
+
+    const ackOutage = outageLog("acknowledging commands in Redis")
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.gen(function*() {
+          const batch = yield* Queue.takeAll(ackQueue)
+          for (let attempt = 1;; attempt++) {
+            const result = yield* Effect.result(writeAcks(batch))
+            if (result._tag === "Success") break
+            yield* ackOutage.failed(result.failure)
+            yield* Effect.sleep(retryDelayMs(attempt))
+          }
+          yield* ackOutage.succeeded
+          settle(batch)
+        })
+      )
+    )
+
+    // Keep-alive: touch what we hold so it is not reclaimed while it waits for its shard.
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.gen(function*() {
+          yield* Effect.sleep(options.keepAliveEveryMs)
+          for (const [stream, ids] of held) {
+            const pending = acking.get(stream)!
+            const mine = Array.from(ids).filter((id) => !pending.has(id))
+            for (let i = 0; i < mine.length; i += 500) {
+              const chunk = mine.slice(i, i + 500)
+              const kept = yield* withTimeout("EVAL", COMMAND_TIMEOUT_MS, () => redis.client.eval(KEEP_ALIVE_SCRIPT, 1, stream, group, consumer, ...chunk)).pipe(
+                Effect.catch((reason) => Effect.as(Effect.logDebug(`keeping ${stream} entries failed: ${reason}`), undefined))
+              )
+              if (!Array.isArray(kept)) continue
+              const still = new Set(kept.map(asString))
+              const lost = chunk.filter((id) => !still.has(id) && ids.has(id) && !pending.has(id))
+              if (lost.length === 0) continue
+              for (const id of lost) ids.delete(id)
+              yield* Effect.logWarning(
+                `${lost.length} command(s) of ${stream} were taken over by another gateway process while this one held them ` +
+                  `(was it stalled for over ${options.reclaimIdleMs / 1000}s?); those not yet sent are dropped here, those already sent may be sent twice`
+              )
+            }
+          }
+        })
+      )
+    )
+
+    // ---- routing what was read or reclaimed ---------------------------------------------------
+
+    const handle = (stream: string, entries: ReadonlyArray<Entry>) =>
+      Effect.gen(function*() {
+        if (entries.length === 0) return
+        const mine = held.get(stream)!
+        for (const entry of entries) mine.add(entry.id)
+        if (stream === SEND_STREAM) {
+          const routed: Array<string> = []
+          const parts: Array<Part> = []
+          for (const entry of entries) {
+            if (entry.data === undefined) {
+              if (!entry.deleted) yield* router.refuse(refusal("malformed", `a ${SEND_STREAM} entry needs a "data" field`), sendSource, "")
+              yield* ack(stream, entry.id)
+              continue
+            }
+            const command = yield* router.decode(entry.data, sendSource)
+            if (command === undefined) {
+              yield* ack(stream, entry.id)
+              continue
+            }
+            for (const part of router.parts(command)) parts.push(part)
+            routed.push(entry.id)
+          }
+          // Every target, local or not, goes to its shard's inbox; then the SEND entries are done.
+          // Unless they were taken over meanwhile: their new holder forwards them.
+          const forwarded = yield* router.forward(parts, () => routed.some((id) => mine.has(id)))
+          if (forwarded) for (const id of routed) yield* ack(stream, id)
+          return
+        }
+        const shard = inboxes.get(stream)!
+        const source = `Redis inbox of shard ${shard}`
+        for (const entry of entries) {
+          const payload = entry.data === undefined ? undefined : yield* router.decodeRouted(entry.data, source)
+          if (payload === undefined) {
+            yield* ack(stream, entry.id)
+            continue
+          }
+          const id = entry.id
+          router.sendLocal(shard, { payload, sent: ack(stream, id), wanted: () => mine.has(id) })
+        }
+      })
+
+    // ---- intake: group setup, the blocking reader and the reclaimer ---------------------------
+
+    let groupsReady = false
+    const ensureGroups = withTimeout("XGROUP CREATE", COMMAND_TIMEOUT_MS, async () => {
+      const pipeline = redis.client.pipeline()
+      // SEND from its end: a new group does not replay commands other groups left there. An inbox
+      // from its start: everything in it was forwarded to this group, possibly before it existed.
+      for (const stream of streams) pipeline.xgroup("CREATE", stream, group, stream === SEND_STREAM ? "$" : "0", "MKSTREAM")
+      const replies = await pipeline.exec()
+      if (replies === null) throw new Error("the pipeline was discarded")
+      for (const [error] of replies) if (error && !error.message.includes("BUSYGROUP")) throw error
+    }).pipe(Effect.tap(() => Effect.sync(() => void (groupsReady = true))))
+
+    const inboxRoom = (stream: string) => INBOX_WINDOW - held.get(stream)!.size
+
+    const reader = Effect.gen(function*() {
+      const client = yield* blockingClient(redis)
+      const outage = outageLog(`reading commands from Redis at ${redis.endpoint}`)
+      let announced = false
+      const readOnce = Effect.gen(function*() {
+        // Dialled on first use (lazyConnect); afterwards ioredis redials by itself.
+        if (client.status === "wait" || client.status === "end") yield* withTimeout("connect", COMMAND_TIMEOUT_MS, () => client.connect())
+        if (!groupsReady) yield* ensureGroups
+        if (!announced) {
+          announced = true
+          yield* Effect.logInfo(
+            `reading commands from Redis stream ${SEND_STREAM} (group ${group}, consumer ${consumer}) and the inboxes of shard(s) ${describeShards(router.ownedShards)}`
+          )
+        }
+        const names = streams.filter((s) => s === SEND_STREAM || inboxRoom(s) >= READ_COUNT)
+        const args: Array<string | number> = ["GROUP", group, consumer, "COUNT", READ_COUNT, "BLOCK", options.blockMs, "STREAMS", ...names]
+        for (let i = 0; i < names.length; i++) args.push(">")
+        const reply = yield* withTimeout("XREADGROUP", options.blockMs + READ_TIMEOUT_MARGIN_MS, () => client.callBuffer("XREADGROUP", args)).pipe(
+          Effect.tapError(() =>
+            Effect.sync(() => {
+              // A reply that never comes: start over on a fresh connection.
+              if (client.status === "ready") client.disconnect(true)
+            })
+          )
+        )
+        yield* outage.succeeded
+        for (const [stream, entries] of streamReplies(reply)) yield* handle(stream, parseEntries(entries))
+      })
+      for (let attempt = 1;;) {
+        const result = yield* Effect.result(readOnce)
+        if (result._tag === "Success") {
+          attempt = 1
+          continue
+        }
+        if (result.failure.includes("NOGROUP")) groupsReady = false
+        yield* outage.failed(result.failure)
+        yield* Effect.sleep(retryDelayMs(attempt++))
+      }
+    }).pipe(Effect.scoped)
+
+    const reclaimOnce = Effect.gen(function*() {
+      for (const stream of streams) {
+        let room = stream === SEND_STREAM ? 5 * READ_COUNT : inboxRoom(stream)
+        let cursor = "0-0"
+        let claimed = 0
+        while (room > 0) {
+          const reply = yield* withTimeout("XAUTOCLAIM", COMMAND_TIMEOUT_MS, () =>
+            redis.client.callBuffer("XAUTOCLAIM", [stream, group, consumer, options.reclaimIdleMs, cursor, "COUNT", Math.min(room, READ_COUNT)]))
+          if (!Array.isArray(reply)) break
+          const entries = parseEntries(reply[1]).filter((e) => !held.get(stream)!.has(e.id))
+          claimed += entries.length
+          room -= Math.max(1, entries.length)
+          yield* handle(stream, entries)
+          cursor = asString(reply[0])
+          if (cursor === "0-0") break
+        }
+        if (claimed > 0) yield* Effect.logInfo(`took over ${claimed} command(s) in ${stream} left pending by a gateway process that stopped`)
+      }
+    })
+
+    const forgetIdleConsumers = Effect.gen(function*() {
+      for (const stream of streams) {
+        const info = yield* withTimeout("XINFO CONSUMERS", COMMAND_TIMEOUT_MS, () => redis.client.call("XINFO", ["CONSUMERS", stream, group]))
+        if (!Array.isArray(info)) continue
+        for (const row of info) {
+          if (!Array.isArray(row)) continue
+          const fields = new Map<string, unknown>()
+          for (let i = 0; i + 1 < row.length; i += 2) fields.set(asString(row[i]), row[i + 1])
+          const name = asString(fields.get("name"))
+          if (name === consumer || Number(fields.get("pending")) !== 0 || Number(fields.get("idle")) < CONSUMER_MAX_IDLE_MS) continue
+          yield* withTimeout("XGROUP DELCONSUMER", COMMAND_TIMEOUT_MS, () => redis.client.call("XGROUP", ["DELCONSUMER", stream, group, name]))
+        }
+      }
+    })
+
+    const reclaimer = Effect.gen(function*() {
+      for (let round = 0;; round++) {
+        if (groupsReady) {
+          yield* reclaimOnce.pipe(
+            Effect.catch((reason) => {
+              if (reason.includes("NOGROUP")) groupsReady = false
+              return Effect.logDebug(`reclaiming commands failed: ${reason}`)
+            })
+          )
+          if (round % 20 === 0) yield* forgetIdleConsumers.pipe(Effect.catch((reason) => Effect.logDebug(`removing idle consumers failed: ${reason}`)))
+        }
+        yield* Effect.sleep(options.reclaimEveryMs)
+      }
+    })
+
+    return {
+      name: "redis",
+      run: Effect.all([reader, reclaimer], { concurrency: 2, discard: true })
+    } satisfies CommandSource
+  })
+
+export const RedisCommandSourceLive = (options?: Partial<RedisCommandOptions>) =>
+  Layer.effect(
+    BrokerCommandSource,
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      const redis = yield* RedisClient
+      return { source: yield* makeRedisCommandSource(redis, { ...defaultRedisCommandOptions(config.broker.group), ...options }) }
+    })
+  )

@@ -1,0 +1,198 @@
+// Where commands meet the shards. Every source goes through here: decoding (refusals logged and
+// counted), sending on a local shard, forwarding to a shard's inbox through the broker.
+//
+// Local sends go through one worker fiber per shard, so a shard's commands leave in the order
+// they were handed over and a shard that is reconnecting (or out of send budget) holds up only
+// its own commands. Stdin commands for local shards go straight to that worker. Commands read
+// from the broker's shared SEND stream/queue are instead forwarded to the inbox of every target
+// shard, this process's own included: a shard's backlog then waits in the broker, where it is
+// durable, and each inbox is acknowledged only once its payload was written to Discord.
+import { Context, Effect, Layer, Queue, Semaphore } from "effect"
+import { ShardPlan } from "../Shard/ShardPlan.ts"
+import { ShardSession } from "../Shard/ShardSession.ts"
+import { type Command, decodeCommand, decodeEnvelope } from "./Command.ts"
+import { CommandStats } from "./CommandStats.ts"
+import { excerpt } from "./excerpt.ts"
+import { CommandForwarder } from "./Forwarder.ts"
+import { outageLog, retryDelayMs } from "./outage.ts"
+import { type Refusal, refusal } from "./Refusal.ts"
+import { commandParts, type Part } from "./Targets.ts"
+
+/** A payload waiting for its shard, plus what to do once Discord has it. */
+export interface LocalJob {
+  readonly payload: string
+  /** Runs after the payload was written to Discord (acknowledge the broker message...). Must not fail. */
+  readonly sent: Effect.Effect<void>
+  /** Checked just before sending: false drops the job unsent (its message will be delivered again). */
+  readonly wanted?: () => boolean
+}
+
+/** Commands from stdin a shard may have waiting before the reader stops reading (backpressure). */
+export const STDIN_WINDOW_PER_SHARD = 1_000
+
+export class CommandRouter extends Context.Service<CommandRouter, {
+  /** The bot's total shard count (what guild routing divides by). */
+  readonly shardCount: number
+  readonly ownedShards: ReadonlyArray<number>
+  readonly owns: (shard: number) => boolean
+  /** The broker commands can be forwarded through, if any. */
+  readonly forwarding: string | undefined
+  /** Decodes a command with its target; a refusal is logged, counted and yields undefined. */
+  readonly decode: (raw: Uint8Array | string, source: string) => Effect.Effect<Command | undefined>
+  /** Decodes a payload that arrived already routed (a shard inbox): checks it, returns the text to send. */
+  readonly decodeRouted: (raw: Uint8Array | string, source: string) => Effect.Effect<string | undefined>
+  /** Logs and counts a refusal found outside `decode` (e.g. by the stdin framer). */
+  readonly refuse: (refused: Refusal, source: string, sample: Uint8Array | string) => Effect.Effect<void>
+  /** Per-shard payloads of a command. */
+  readonly parts: (command: Command) => ReadonlyArray<Part>
+  /** Queues a job on a shard this process runs; never waits. */
+  readonly sendLocal: (shard: number, job: LocalJob) => void
+  /**
+   * Hands payloads to their shards' inboxes, retrying through broker outages until it succeeds
+   * (true), or until `wanted` says the work was taken away (false).
+   */
+  readonly forward: (parts: ReadonlyArray<Part>, wanted?: () => boolean) => Effect.Effect<boolean>
+  /**
+   * Sends a command from a source without acknowledgements (stdin): local shards directly,
+   * others forwarded (or refused without a broker). Waits only while a shard's backlog is full.
+   */
+  readonly dispatch: (command: Command, source: string) => Effect.Effect<void>
+}>()("gateway/CommandRouter") {}
+
+export const CommandRouterLive = Layer.effect(
+  CommandRouter,
+  Effect.gen(function*() {
+    const plan = yield* ShardPlan
+    const session = yield* ShardSession
+    const forwarder = yield* CommandForwarder
+    const stats = yield* CommandStats
+    const { shardCount } = plan
+    const owned = new Set(plan.shardIds)
+    const ownedText = describeShards(plan.shardIds)
+
+    const refuse = (refused: Refusal, source: string, sample: Uint8Array | string) =>
+      Effect.suspend(() => {
+        stats.refuse(refused.reason)
+        const shown = excerpt(sample)
+        return Effect.logWarning(`command from ${source} refused (${refused.reason}): ${refused.detail}${shown === "" ? "" : `; command: ${shown}`}`)
+      })
+
+    const decode = (raw: Uint8Array | string, source: string) =>
+      Effect.suspend(() => {
+        const decoded = decodeCommand(raw, shardCount)
+        if (decoded.ok) {
+          stats.received++
+          return Effect.succeed<Command | undefined>(decoded.value)
+        }
+        return Effect.as(refuse(decoded.refusal, source, raw), undefined)
+      })
+
+    const decodeRouted = (raw: Uint8Array | string, source: string) =>
+      Effect.suspend(() => {
+        const decoded = decodeEnvelope(raw)
+        if (decoded.ok) return Effect.succeed<string | undefined>(decoded.value.payload)
+        return Effect.as(refuse(decoded.refusal, source, raw), undefined)
+      })
+
+    // One ordered queue and worker per local shard.
+    const queues = new Map<number, Queue.Queue<LocalJob>>()
+    for (const shard of plan.shardIds) {
+      const queue = yield* Queue.unbounded<LocalJob>()
+      queues.set(shard, queue)
+      yield* Effect.forkScoped(
+        Effect.forever(
+          Effect.gen(function*() {
+            const job = yield* Queue.take(queue)
+            if (job.wanted !== undefined && !job.wanted()) return
+            yield* session.submit(shard, job.payload)
+            stats.sent++
+            yield* job.sent
+          })
+        )
+      )
+    }
+    const sendLocal = (shard: number, job: LocalJob) => {
+      const queue = queues.get(shard)
+      // Callers check `owns` first: a miss is a bug, and failing loudly beats a silent drop.
+      if (queue === undefined) throw new Error(`shard ${shard} is not run by this process`)
+      Queue.offerUnsafe(queue, job)
+    }
+
+    // Forwarding outages are logged once when they start and once when they end.
+    const outage = outageLog(`forwarding commands through ${forwarder.broker ?? "the broker"}`)
+    const forward = (parts: ReadonlyArray<Part>, wanted?: () => boolean) =>
+      Effect.gen(function*() {
+        if (parts.length === 0) return true
+        for (let attempt = 1;; attempt++) {
+          // The messages these parts came from will be delivered again (their channel closed...).
+          if (wanted !== undefined && !wanted()) return false
+          const result = yield* Effect.result(forwarder.forward(parts))
+          if (result._tag === "Success") {
+            stats.forwarded += parts.length
+            yield* outage.succeeded
+            return true
+          }
+          yield* outage.failed(result.failure.reason)
+          yield* Effect.sleep(retryDelayMs(attempt))
+        }
+      })
+
+    const windows = new Map<number, Semaphore.Semaphore>()
+    for (const shard of plan.shardIds) windows.set(shard, Semaphore.makeUnsafe(STDIN_WINDOW_PER_SHARD))
+
+    const dispatch = (command: Command, source: string) =>
+      Effect.gen(function*() {
+        const parts = commandParts(command, shardCount)
+        const local: Array<Part> = []
+        const remote: Array<Part> = []
+        for (const part of parts) (owned.has(part.shard) ? local : remote).push(part)
+        for (const part of local) {
+          const window = windows.get(part.shard)!
+          yield* window.take(1)
+          sendLocal(part.shard, { payload: part.payload, sent: Effect.asVoid(window.release(1)) })
+        }
+        if (remote.length === 0) return
+        if (forwarder.broker !== undefined) {
+          yield* forward(remote)
+          return
+        }
+        // No broker: a broadcast reaches the shards we run; a targeted command cannot be delivered.
+        if (command.target === "all") return
+        const shards = remote.map((p) => p.shard).join(", ")
+        yield* refuse(
+          refusal("not_local", `shard ${shards} is not run by this process (it runs ${ownedText}), and the stdout broker cannot forward commands; use broker type redis or amqp, or write to the process that runs it`),
+          source,
+          command.payload
+        )
+      })
+
+    yield* Effect.addFinalizer(() => Effect.logInfo(`commands: ${stats.summary()}`))
+
+    return CommandRouter.of({
+      shardCount,
+      ownedShards: plan.shardIds,
+      owns: (shard) => owned.has(shard),
+      forwarding: forwarder.broker,
+      decode,
+      decodeRouted,
+      refuse,
+      parts: (command) => commandParts(command, shardCount),
+      sendLocal,
+      forward,
+      dispatch
+    })
+  })
+)
+
+/** "0-15, 32" for logs. */
+export const describeShards = (ids: ReadonlyArray<number>): string => {
+  const sorted = [...ids].sort((a, b) => a - b)
+  const ranges: Array<string> = []
+  for (let i = 0; i < sorted.length;) {
+    let j = i
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++
+    ranges.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`)
+    i = j + 1
+  }
+  return ranges.join(", ")
+}

@@ -1,0 +1,43 @@
+// The command side of the daemon for the configured broker: router, forwarder and sources.
+import { Effect, Layer } from "effect"
+import type { AppConfig } from "../Config/AppConfig.ts"
+import type { GatewayConfig } from "../Config/GatewayConfig.ts"
+import { BrokerError } from "../Broker/Broker.ts"
+import { RedisClient } from "../Redis/RedisClient.ts"
+import type { ShardPlan } from "../Shard/ShardPlan.ts"
+import type { ShardSession } from "../Shard/ShardSession.ts"
+import { AmqpCommandLinkLive } from "./AmqpCommandLink.ts"
+import { AmqpCommandSourceLive } from "./AmqpCommandSource.ts"
+import { AmqpForwarderLive } from "./AmqpForwarder.ts"
+import { BrokerCommandSource } from "./CommandSource.ts"
+import { CommandSources, CommandSourcesLive } from "./CommandSources.ts"
+import { CommandStats } from "./CommandStats.ts"
+import { CommandForwarder } from "./Forwarder.ts"
+import { RedisCommandSourceLive } from "./RedisCommandSource.ts"
+import { RedisForwarderLive } from "./RedisForwarder.ts"
+import { CommandRouter, CommandRouterLive } from "./Router.ts"
+
+// RedisClient.layer is the same constant the event broker uses, so both share one connection.
+const redisClient = RedisClient.layer.pipe(
+  Layer.catchTag("RedisClientError", (error) =>
+    Layer.effect(RedisClient, Effect.fail(new BrokerError({ broker: "redis", reason: error.message, cause: error }))))
+)
+
+const brokerParts = (config: GatewayConfig) => {
+  switch (config.broker.type) {
+    case "redis":
+      return { forwarder: RedisForwarderLive.pipe(Layer.provide(redisClient)), source: RedisCommandSourceLive().pipe(Layer.provide(redisClient)) }
+    case "amqp":
+      return { forwarder: AmqpForwarderLive.pipe(Layer.provide(AmqpCommandLinkLive)), source: AmqpCommandSourceLive.pipe(Layer.provide(AmqpCommandLinkLive)) }
+    case "stdout":
+      return { forwarder: CommandForwarder.none, source: BrokerCommandSource.none }
+  }
+}
+
+export const commandsLayer = (
+  config: GatewayConfig
+): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardSession> => {
+  const { forwarder, source } = brokerParts(config)
+  const router = CommandRouterLive.pipe(Layer.provide(forwarder), Layer.provideMerge(CommandStats.layer))
+  return CommandSourcesLive.pipe(Layer.provide(source), Layer.provideMerge(router))
+}
