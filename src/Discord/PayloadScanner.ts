@@ -83,7 +83,19 @@ const readNumberOrNull = (text: string, start: number, end: number): number | nu
   return Number.isInteger(n) ? n : undefined
 }
 
-export const scanEnvelope = (text: string): Envelope | undefined => {
+/**
+ * Discord writes every payload as {"t":…,"s":…,"op":…,"d":…}: `d` last. When the envelope keys
+ * came first, `d` runs to the closing brace of the payload and need not be walked byte by byte,
+ * which is most of the scanning cost. The closing characters are checked; `verifyTail` decides
+ * whether to walk it anyway (the caller samples, so a change of format is noticed).
+ */
+const lastNonSpace = (text: string, end: number): number => {
+  let i = end - 1
+  while (i >= 0 && isSpace(text.charCodeAt(i))) i--
+  return i
+}
+
+export const scanEnvelope = (text: string, verifyTail = true): Envelope | undefined => {
   let i = skipSpace(text, 0)
   if (text.charCodeAt(i) !== OPEN_BRACE) return undefined
   const env: Envelope = { op: -1, t: null, s: null, dStart: -1, dEnd: -1 }
@@ -97,6 +109,21 @@ export const scanEnvelope = (text: string): Envelope | undefined => {
     i = skipSpace(text, keyEnd)
     if (text.charCodeAt(i) !== COLON) return undefined
     i = skipSpace(text, i + 1)
+    if (!verifyTail && key === "d" && env.op >= 0 && env.t !== null && env.s !== null) {
+      // d last: its value ends where the payload's final brace begins.
+      const close = lastNonSpace(text, text.length)
+      const dEnd = lastNonSpace(text, close) + 1
+      const first = text.charCodeAt(i)
+      const last = text.charCodeAt(dEnd - 1)
+      if (
+        text.charCodeAt(close) === CLOSE_BRACE &&
+        ((first === OPEN_BRACE && last === CLOSE_BRACE) || (first === OPEN_BRACKET && last === CLOSE_BRACKET))
+      ) {
+        env.dStart = i
+        env.dEnd = dEnd
+        return env
+      }
+    }
     const valueEnd = skipValue(text, i)
     if (valueEnd === -1) return undefined
     switch (key) {
@@ -137,4 +164,31 @@ export const scanEnvelope = (text: string): Envelope | undefined => {
   }
   if (env.op < 0) return undefined
   return env
+}
+
+/** One in this many payloads is walked in full and compared with the quick read... */
+const SAMPLE_EVERY = 64
+/** ...and every one of the first payloads, so a format that differs from the start is caught at once. */
+const VERIFY_FIRST = 1_024
+
+/**
+ * Reads envelopes the quick way (d last), walking one payload in SAMPLE_EVERY in full to check the
+ * assumption still holds. On the first disagreement it walks every payload from then on and calls
+ * `onMismatch` once: a changed format then costs speed, not correctness. (A change in the middle
+ * of a run can slip past for at most one sample gap.)
+ */
+export const makeEnvelopeReader = (onMismatch: () => void) => {
+  let count = 0
+  let quick = true
+  return (text: string): Envelope | undefined => {
+    if (!quick) return scanEnvelope(text, true)
+    if (++count > VERIFY_FIRST && count % SAMPLE_EVERY !== 0) return scanEnvelope(text, false)
+    const full = scanEnvelope(text, true)
+    const fast = scanEnvelope(text, false)
+    if (full !== undefined && fast !== undefined && (full.dStart !== fast.dStart || full.dEnd !== fast.dEnd)) {
+      quick = false
+      onMismatch()
+    }
+    return full
+  }
 }

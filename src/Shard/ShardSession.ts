@@ -10,7 +10,7 @@ import { Outbox } from "../Broker/Outbox.ts"
 import { closeAction } from "../Discord/CloseCodes.ts"
 import { privilegedIntentNames } from "../Discord/Intents.ts"
 import { Op } from "../Discord/Opcodes.ts"
-import { scanEnvelope } from "../Discord/PayloadScanner.ts"
+import { makeEnvelopeReader } from "../Discord/PayloadScanner.ts"
 import { IdentifyLimiter } from "../RateLimiter/IdentifyLimiter.ts"
 import { SendWindow } from "../RateLimiter/SendWindow.ts"
 import { Checkpointer } from "../ShardStore/Checkpointer.ts"
@@ -114,6 +114,13 @@ export const ShardSessionLive = Layer.effect(
     const inboxes = new Map<number, Queue.Queue<PendingCommand>>()
     for (const id of plan.shardIds) inboxes.set(id, yield* Queue.bounded<PendingCommand>(COMMAND_QUEUE_SIZE))
     let reading = true
+    // Logging from socket callbacks, outside any fiber: run the log effect with this layer's context.
+    const context = yield* Effect.context<never>()
+    const readEnvelope = makeEnvelopeReader(() =>
+      void Effect.runForkWith(context)(Effect.logWarning(
+        "Discord payloads no longer end with their d field; reading every payload in full from now on (slower, still correct)"
+      ))
+    )
 
     const identifyPayload = (shard: number) =>
       JSON.stringify({
@@ -220,7 +227,7 @@ export const ShardSessionLive = Layer.effect(
 
         // The hot path: most payloads are dispatches forwarded or skipped without a parse.
         const onPayload = (text: string) => {
-          const env = scanEnvelope(text)
+          const env = readEnvelope(text)
           if (env === undefined || env.op !== Op.Dispatch || env.t === null || env.s === null || env.dStart < 0) {
             handleParsed(text)
             return

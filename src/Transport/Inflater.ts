@@ -35,6 +35,16 @@ const ZLIB_SUFFIX = 0xffff0000 // 00 00 ff ff read as a little-endian uint32
 
 const endsWithSyncFlush = (b: Buffer): boolean => b.length >= 4 && b.readUInt32LE(b.length - 4) === ZLIB_SUFFIX
 
+/** The shared output buffer of the synchronous path. */
+const SCRATCH_BYTES = 256 * 1024
+const scratch = Buffer.allocUnsafe(SCRATCH_BYTES)
+
+/**
+ * Node gives every stream an output buffer of `chunkSize`; the synchronous path writes to the
+ * shared scratch buffer instead, so its streams get the smallest size zlib allows.
+ */
+const streamChunk = (forceAsync: boolean) => (forceAsync ? 64 * 1024 : zlib.constants.Z_MIN_CHUNK)
+
 export const makeInflater = (kind: CompressionKind, callbacks: InflaterCallbacks, forceAsync = false): Inflater => {
   switch (kind) {
     case "none":
@@ -44,10 +54,10 @@ export const makeInflater = (kind: CompressionKind, callbacks: InflaterCallbacks
         close: () => {}
       }
     case "zlib-stream":
-      return framed(zlib.createInflate({ chunkSize: 64 * 1024 }), zlib.constants.Z_SYNC_FLUSH, endsWithSyncFlush, callbacks, forceAsync)
+      return framed(zlib.createInflate({ chunkSize: streamChunk(forceAsync) }), zlib.constants.Z_SYNC_FLUSH, endsWithSyncFlush, callbacks, forceAsync)
     case "zstd-stream":
       // Every zstd-stream frame is one whole payload; the frame does not end a zstd frame.
-      return framed(zlib.createZstdDecompress({ chunkSize: 64 * 1024 } as zlib.ZstdOptions), zlib.constants.ZSTD_e_continue, () => true, callbacks, forceAsync)
+      return framed(zlib.createZstdDecompress({ chunkSize: streamChunk(forceAsync) } as zlib.ZstdOptions), zlib.constants.ZSTD_e_continue, () => true, callbacks, forceAsync)
   }
 }
 
@@ -108,36 +118,28 @@ const framed = (
       failure = new Error(message)
       original?.call(this, message, errno, code)
     }
-    const chunkSize = internals._chunkSize ?? 64 * 1024
-    let out = Buffer.allocUnsafe(chunkSize)
-    let outOffset = 0
-    const inflateSync = (input: Buffer): Buffer => {
-      const parts: Array<Buffer> = []
-      let total = 0
+    const inflateSync = (input: Buffer): string => {
+      // Output goes to one scratch buffer shared by every connection (decoding is synchronous
+      // and the text is taken out before the next call), so an idle shard holds no buffer.
+      let parts: Array<Buffer> | undefined
       let inOff = 0
       let inLen = input.length
       for (;;) {
-        const outLen = chunkSize - outOffset
-        handle.writeSync(flushFlag, input, inOff, inLen, out, outOffset, outLen)
+        handle.writeSync(flushFlag, input, inOff, inLen, scratch, 0, SCRATCH_BYTES)
         if (failure) throw new InflateError(`corrupt compressed data: ${failure.message}`)
         const outLeft = state[0]!
         const inLeft = state[1]!
-        const produced = outLen - outLeft
-        if (produced > 0) {
-          parts.push(out.subarray(outOffset, outOffset + produced))
-          total += produced
-          outOffset += produced
+        const produced = SCRATCH_BYTES - outLeft
+        if (outLeft !== 0) {
+          if (parts === undefined) return scratch.toString("utf8", 0, produced)
+          parts.push(Buffer.from(scratch.subarray(0, produced)))
+          return Buffer.concat(parts).toString("utf8")
         }
-        // A full output buffer is handed out whole; the next bytes go to a fresh one.
-        if (outLeft === 0 || outOffset >= chunkSize) {
-          out = Buffer.allocUnsafe(chunkSize)
-          outOffset = 0
-        }
-        if (outLeft !== 0) break
+        // The scratch buffer filled up: keep a copy and go on with the rest of this payload.
+        ;(parts ??= []).push(Buffer.from(scratch))
         inOff += inLen - inLeft
         inLen = inLeft
       }
-      return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total)
     }
     return {
       synchronous: true,
@@ -147,14 +149,14 @@ const framed = (
         const input = take(frame)
         if (input === undefined) return
         if (failure) throw new InflateError(`corrupt compressed data: ${failure.message}`)
-        let bytes: Buffer
+        let text: string
         try {
-          bytes = inflateSync(input)
+          text = inflateSync(input)
         } catch (e) {
           throw e instanceof InflateError ? e : new InflateError(`corrupt compressed data: ${String(e)}`)
         }
         // zstd may hold a payload back until its next block; an empty result just waits.
-        if (bytes.length > 0) callbacks.onPayload(bytes.toString("utf8"))
+        if (text.length > 0) callbacks.onPayload(text)
       }
     }
   }

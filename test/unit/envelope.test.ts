@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { scanEnvelope } from "../../src/Discord/PayloadScanner.ts"
+import { makeEnvelopeReader, scanEnvelope } from "../../src/Discord/PayloadScanner.ts"
 
 const dOf = (text: string) => {
   const env = scanEnvelope(text)
@@ -39,5 +39,42 @@ describe("scanEnvelope", () => {
     const d = { a: "\\", b: "\\\\\"", c: "}" }
     const text = JSON.stringify({ op: 0, t: "T", s: 1, d })
     expect(JSON.parse(dOf(text))).toEqual(d)
+  })
+})
+
+describe("the quick read (d last)", () => {
+  it("slices d without walking it when the envelope keys come first, as Discord writes them", () => {
+    const d = { content: "}{][\\\"", nested: { a: [1, 2, { b: "}" }] } }
+    const text = JSON.stringify({ t: "MESSAGE_CREATE", s: 9, op: 0, d }) + " "
+    const quick = scanEnvelope(text, false)!
+    const full = scanEnvelope(text, true)!
+    expect(quick).toEqual(full)
+    expect(JSON.parse(text.slice(quick.dStart, quick.dEnd))).toEqual(d)
+  })
+
+  it("walks d when the tail does not close it (a key after d)", () => {
+    const text = `{"t":"X","s":1,"op":0,"d":{"a":1},"x":[1]}`
+    expect(text.slice(scanEnvelope(text, false)!.dStart, scanEnvelope(text, false)!.dEnd)).toBe(`{"a":1}`)
+  })
+
+  it("a reader that samples notices a changed format and walks every payload from then on", () => {
+    let mismatches = 0
+    const read = makeEnvelopeReader(() => mismatches++)
+    // A key after d whose value also ends in "}" fools the quick read; the sample catches it.
+    const tricky = `{"t":"X","s":1,"op":0,"d":{"a":1},"x":{"b":2}}`
+    const good = `{"t":"X","s":1,"op":0,"d":{"a":1}}`
+    for (let i = 0; i < 1_100; i++) read(good)
+    expect(mismatches).toBe(0)
+    const results = Array.from({ length: 200 }, () => read(tricky)!)
+    expect(mismatches).toBe(1)
+    const after = results.slice(64)
+    for (const env of after) expect(tricky.slice(env.dStart, env.dEnd)).toBe(`{"a":1}`)
+
+    // From the start of a run, every payload is checked.
+    let early = 0
+    const fresh = makeEnvelopeReader(() => early++)
+    const first = fresh(tricky)!
+    expect(early).toBe(1)
+    expect(tricky.slice(first.dStart, first.dEnd)).toBe(`{"a":1}`)
   })
 })
