@@ -1,0 +1,27 @@
+# Spectacles Gateway. Build: docker build -t spectacles-gateway .
+# Run:   docker run --rm -e DISCORD_TOKEN=... -e DISCORD_EVENTS=MESSAGE_CREATE spectacles-gateway
+# Settings come from environment variables, or from a file mounted at /app/gateway.toml
+# (-v ./gateway.toml:/app/gateway.toml:ro); see README.md for the keys.
+
+# ---- build: compile TypeScript with the dev dependencies ----
+FROM node:24 AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# ---- runtime: production dependencies and the compiled output only ----
+FROM node:24-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+# The `file` shard store writes under the working directory; everything else is read-only.
+RUN mkdir .gateway-state && chown node:node .gateway-state
+# The node image's unprivileged user.
+USER node
+# The gateway handles SIGTERM itself: it delivers what it read, checkpoints, closes resumably.
+CMD ["node", "dist/main.js"]

@@ -1,0 +1,101 @@
+// Summarises a V8 .cpuprofile (node --cpu-prof): self time per function and per module, so the
+// report can say where our gateway's CPU goes under load.
+import { readFileSync } from "node:fs"
+
+interface ProfileNode {
+  readonly id: number
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+}
+
+interface CpuProfile {
+  readonly startTime: number
+  readonly nodes: ReadonlyArray<ProfileNode>
+  readonly samples: ReadonlyArray<number>
+  readonly timeDeltas: ReadonlyArray<number>
+}
+
+export interface SelfTime {
+  readonly name: string
+  readonly where: string
+  readonly ms: number
+  readonly share: number
+}
+
+export interface ProfileSummary {
+  readonly totalMs: number
+  /** Total minus (idle): time the main thread was busy. */
+  readonly busyMs: number
+  readonly functions: ReadonlyArray<SelfTime>
+  readonly modules: ReadonlyArray<SelfTime>
+}
+
+/** "file:///…/node_modules/effect/dist/x.js" -> "effect/dist/x.js"; "…/dist/Transport/Inflater.js" -> "dist/Transport/Inflater.js". */
+function shortUrl(url: string): string {
+  if (url === "") return ""
+  const nm = url.lastIndexOf("node_modules/")
+  if (nm !== -1) return url.slice(nm + "node_modules/".length)
+  const dist = url.lastIndexOf("/dist/")
+  if (dist !== -1) return url.slice(dist + 1)
+  return url.replace(/^file:\/\//, "")
+}
+
+/** Module bucket: a package name, a directory of dist/, or a node: built-in. */
+function moduleOf(url: string, name: string): string {
+  if (url === "") return name.startsWith("(") ? name : "(native)"
+  if (url.startsWith("node:")) return url
+  const short = shortUrl(url)
+  const parts = short.split("/")
+  if (short.startsWith("dist/")) return parts.length > 2 ? `dist/${parts[1]}` : short
+  return parts[0]!.startsWith("@") ? `${parts[0]}/${parts[1]}` : parts[0]!
+}
+
+/**
+ * `window`: only samples taken within [start, end] µs of the monotonic clock (the clock of
+ * `startTime` and of process.hrtime in any process on the machine), e.g. the measured blast.
+ */
+export function summarise(path: string, window?: readonly [number, number], top = 15): ProfileSummary {
+  const profile = JSON.parse(readFileSync(path, "utf8")) as CpuProfile
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const selfUs = new Map<number, number>()
+  let at = profile.startTime
+  for (let i = 0; i < profile.samples.length; i++) {
+    const delta = profile.timeDeltas[i] ?? 0
+    at += delta
+    if (window !== undefined && (at < window[0] || at > window[1])) continue
+    const id = profile.samples[i]!
+    selfUs.set(id, (selfUs.get(id) ?? 0) + delta)
+  }
+  let totalUs = 0
+  let idleUs = 0
+  const functions = new Map<string, { name: string; where: string; us: number }>()
+  const modules = new Map<string, number>()
+  for (const [id, us] of selfUs) {
+    const frame = byId.get(id)!.callFrame
+    totalUs += us
+    if (frame.functionName === "(idle)") idleUs += us
+    const name = frame.functionName === "" ? "(anonymous)" : frame.functionName
+    const where = frame.url === "" ? "" : `${shortUrl(frame.url)}:${frame.lineNumber + 1}`
+    const key = `${name}@${where}`
+    const entry = functions.get(key) ?? { name, where, us: 0 }
+    entry.us += us
+    functions.set(key, entry)
+    const module = moduleOf(frame.url, name)
+    modules.set(module, (modules.get(module) ?? 0) + us)
+  }
+  const busyUs = totalUs - idleUs
+  const share = (us: number): number => (busyUs > 0 ? us / busyUs : 0)
+  return {
+    totalMs: totalUs / 1000,
+    busyMs: busyUs / 1000,
+    functions: [...functions.values()]
+      .filter((f) => f.name !== "(idle)")
+      .sort((a, b) => b.us - a.us)
+      .slice(0, top)
+      .map((f) => ({ name: f.name, where: f.where, ms: f.us / 1000, share: share(f.us) })),
+    modules: [...modules.entries()]
+      .filter(([m]) => m !== "(idle)")
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([m, us]) => ({ name: m, where: "", ms: us / 1000, share: share(us) }))
+  }
+}
