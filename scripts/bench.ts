@@ -149,7 +149,7 @@ async function main(): Promise<number> {
     }
   }
   if (only.has("memory")) {
-    results.memory = await attempt("memory", () => memoryScenario({ counts: memoryCounts, clients: peers(["ours", "djs", "ceiling"]), settleMs: quick ? 1_500 : 3_000 }, log))
+    results.memory = await attempt("memory", () => memoryScenario({ counts: memoryCounts, clients: peers(["ours", "ours-small-heap", "djs", "ceiling"]), settleMs: quick ? 1_500 : 3_000 }, log))
   }
   if (only.has("startup")) {
     results.startup = await attempt("startup", () => startupScenario({ ...startup, clients: peers(["ours", "djs"]) }, log))

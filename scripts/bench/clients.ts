@@ -17,11 +17,15 @@ import type { FakeProcess } from "./fake-process.ts"
 import { exited, stop, tail, track, unlessExits, waitUntil } from "./proc.ts"
 import { RpcClient } from "./rpc.ts"
 
-export type ClientKind = "ours" | "ours-redis" | "djs" | "ceiling"
-export const CLIENT_KINDS: ReadonlyArray<ClientKind> = ["ours", "ours-redis", "djs", "ceiling"]
+export type ClientKind = "ours" | "ours-small-heap" | "ours-redis" | "djs" | "ceiling"
+export const CLIENT_KINDS: ReadonlyArray<ClientKind> = ["ours", "ours-small-heap", "ours-redis", "djs", "ceiling"]
+
+/** How the Docker image and the flake run the gateway: small young-generation semi-spaces. */
+export const SMALL_HEAP_FLAGS = ["--max-semi-space-size=2"]
 
 export const CLIENT_LABELS: Record<ClientKind, string> = {
   ours: "ours → stdout",
+  "ours-small-heap": "ours → stdout, --max-semi-space-size=2",
   "ours-redis": "ours → Redis Streams",
   djs: "@discordjs/ws",
   ceiling: "ceiling (ws+zlib+JSON.parse)"
@@ -65,7 +69,9 @@ export interface ClientOptions {
 export async function startClient(kind: ClientKind, fake: FakeProcess, options: ClientOptions): Promise<RunningClient> {
   switch (kind) {
     case "ours":
-      return startOurs(fake, options)
+      return startOurs(fake, options, "ours")
+    case "ours-small-heap":
+      return startOurs(fake, { ...options, nodeArgs: [...(options.nodeArgs ?? []), ...SMALL_HEAP_FLAGS] }, "ours-small-heap")
     case "ours-redis":
       return startOursRedis(fake, options)
     case "djs":
@@ -107,7 +113,7 @@ function guardFor(child: ChildProcess, name: string, stderr: () => string) {
   return <T>(promise: Promise<T>): Promise<T> => unlessExits(child, name, promise, stderr)
 }
 
-async function startOurs(fake: FakeProcess, options: ClientOptions): Promise<RunningClient> {
+async function startOurs(fake: FakeProcess, options: ClientOptions, kind: "ours" | "ours-small-heap"): Promise<RunningClient> {
   const sinkChild = track(fork(resolve(import.meta.dirname, "sink.ts"), [], { stdio: ["pipe", "ignore", "inherit", "ipc"] }))
   const sink = new RpcClient(sinkChild, "stdout sink")
   const { child, stderr } = spawnGateway(fake, options, sinkChild.stdin!, {})
@@ -115,7 +121,7 @@ async function startOurs(fake: FakeProcess, options: ClientOptions): Promise<Run
   sinkChild.stdin!.destroy()
   const guard = guardFor(child, "gateway", stderr)
   return {
-    kind: "ours",
+    kind,
     pid: child.pid!,
     helpers: [{ name: "stdout sink", pid: sinkChild.pid! }],
     count: async () => (await sink.call<{ count: number }>("count")).count,

@@ -76,7 +76,7 @@ function throughputSection(config: ThroughputConfig, outcome: Outcome<Array<Thro
 
   const by = new Map(results.flatMap((r) => (r.median === undefined ? [] : [[r.kind, r.median] as const])))
   const ratioRows: Array<Array<string>> = []
-  for (const ours of ["ours", "ours-redis"] as const) {
+  for (const ours of ["ours", "ours-small-heap", "ours-redis"] as const) {
     const o = by.get(ours)
     if (o === undefined) continue
     for (const peer of ["djs", "ceiling"] as const) {
