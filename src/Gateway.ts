@@ -9,6 +9,7 @@ import { CommandSources } from "./Commands/CommandSources.ts"
 import { Checkpointer } from "./ShardStore/Checkpointer.ts"
 import { Sharder } from "./Shard/Sharder.ts"
 import { ShardSession } from "./Shard/ShardSession.ts"
+import { ShardStatus } from "./Shard/ShardStatus.ts"
 
 export const runGateway = (stop: Deferred.Deferred<string>, started: Deferred.Deferred<void>) =>
   Effect.gen(function*() {
@@ -17,6 +18,7 @@ export const runGateway = (stop: Deferred.Deferred<string>, started: Deferred.De
     const session = yield* ShardSession
     const checkpointer = yield* Checkpointer
     const outbox = yield* Outbox
+    const status = yield* ShardStatus
     const commands = yield* CommandSources
 
     const publisher = yield* Effect.forkScoped(runPublisher)
@@ -27,6 +29,7 @@ export const runGateway = (stop: Deferred.Deferred<string>, started: Deferred.De
     const signal = yield* Effect.raceFirst(Fiber.join(shards), Deferred.await(stop))
 
     yield* Effect.logInfo(`${signal}: shutting down`)
+    status.markStopping()
     // No new commands; those already taken are still sent while the sockets stay open below.
     yield* commands.stop
     session.stopReading()

@@ -30,6 +30,8 @@ export interface Probes {
   /** `allReady` decides; the counts only word the 503. */
   readonly shards: () => { readonly allReady: boolean; readonly ready: number; readonly total: number }
   readonly brokerConnected: () => boolean
+  /** True once a graceful shutdown began: a load balancer should stop sending work here. */
+  readonly stopping?: () => boolean
 }
 
 export interface Reply {
@@ -45,8 +47,9 @@ const text = (status: number, body: string, headers?: Record<string, string>): R
     : { status, contentType: "text/plain; charset=utf-8", body: `${body}\n`, headers }
 
 /** Why the process is not ready, or undefined when it is. */
-export const notReadyReason = (probes: Pick<Probes, "shards" | "brokerConnected">): string | undefined => {
+export const notReadyReason = (probes: Pick<Probes, "shards" | "brokerConnected" | "stopping">): string | undefined => {
   const reasons: Array<string> = []
+  if (probes.stopping?.()) reasons.push("shutting down")
   const { allReady, ready, total } = probes.shards()
   if (!allReady) reasons.push(`shards ready ${ready}/${total}`)
   if (!probes.brokerConnected()) reasons.push("broker disconnected")
@@ -154,7 +157,8 @@ export const HttpServerLive = Layer.effectDiscard(
           sessionBudget: stats.sessionBudget() ?? plan.sessionStartLimit.remaining
         }),
       shards: () => ({ allReady: status.allReady(), ready: status.readyCount(), total: status.snapshot().size }),
-      brokerConnected: () => broker.connected()
+      brokerConnected: () => broker.connected(),
+      stopping: () => status.stopping()
     }
     const { bound } = yield* serveHttp(address, endpoint, probes)
     yield* Effect.logInfo(`serving metrics at http://${bound}${endpoint}, health at /healthz and /readyz`)

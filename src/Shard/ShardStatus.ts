@@ -9,6 +9,9 @@ export class ShardStatus extends Context.Service<ShardStatus, {
   readonly snapshot: () => ReadonlyMap<number, ShardState>
   readonly readyCount: () => number
   readonly allReady: () => boolean
+  /** A graceful shutdown began (for /readyz). */
+  readonly markStopping: () => void
+  readonly stopping: () => boolean
 }>()("gateway/ShardStatus") {}
 
 export const ShardStatusLive = Layer.effect(
@@ -20,6 +23,7 @@ export const ShardStatusLive = Layer.effect(
     const everReady = new Set<number>()
     const startedAt = yield* Clock.currentTimeMillis
     let ready = 0
+    let stopping = false
     return ShardStatus.of({
       set: (shard, state) =>
         Effect.gen(function*() {
@@ -42,7 +46,11 @@ export const ShardStatusLive = Layer.effect(
         }),
       snapshot: () => states,
       readyCount: () => ready,
-      allReady: () => ready === plan.shardIds.length
+      allReady: () => ready === plan.shardIds.length,
+      markStopping: () => {
+        stopping = true
+      },
+      stopping: () => stopping
     })
   })
 )

@@ -29,6 +29,11 @@ describe("route", () => {
     expect(route("GET", "/readyz", "/metrics", probes({ ready: 4, total: 4, broker: false }))).toMatchObject({ status: 503, body: "broker disconnected\n" })
     expect(route("GET", "/readyz", "/metrics", probes({ ready: 0, total: 2, broker: false })).body).toBe("shards ready 0/2; broker disconnected\n")
   })
+  it("/readyz turns 503 as soon as a graceful shutdown begins, while /healthz stays ok", () => {
+    const stopping = { ...up, stopping: () => true }
+    expect(route("GET", "/readyz", "/metrics", stopping)).toMatchObject({ status: 503, body: "shutting down\n" })
+    expect(route("GET", "/healthz", "/metrics", stopping).status).toBe(200)
+  })
 })
 
 describe("parseListenAddress", () => {
