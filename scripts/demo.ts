@@ -3,7 +3,7 @@
 // Events print on stdout, logs on stderr; Ctrl-C stops both cleanly.
 import { spawn } from "node:child_process"
 import { resolve } from "node:path"
-import { startFakeDiscord } from "../src/testing/fake-discord/FakeDiscord.ts"
+import { startFakeDiscord } from "../test/fake-discord/FakeDiscord.ts"
 
 const shards = Number(process.env.DEMO_SHARDS ?? 3)
 const rate = Number(process.env.DEMO_RATE ?? 4)

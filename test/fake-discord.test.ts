@@ -3,10 +3,10 @@ import { Buffer } from "node:buffer"
 import zlib from "node:zlib"
 import { afterEach, describe, expect, it } from "vitest"
 import WebSocket from "ws"
-import { startFakeDiscord } from "../src/testing/fake-discord/FakeDiscord.ts"
-import type { FakeDiscord, FakeDiscordOptions } from "../src/testing/fake-discord/FakeDiscord.ts"
-import { makeGuildCreate, makeMessageCreate } from "../src/testing/fake-discord/events.ts"
-import { guildIdForShard, shardOf } from "../src/testing/fake-discord/snowflake.ts"
+import { startFakeDiscord } from "./fake-discord/FakeDiscord.ts"
+import type { FakeDiscord, FakeDiscordOptions } from "./fake-discord/FakeDiscord.ts"
+import { makeGuildCreate, makeMessageCreate } from "./fake-discord/events.ts"
+import { guildIdForShard, shardOf } from "./fake-discord/snowflake.ts"
 
 interface Payload {
   readonly op: number

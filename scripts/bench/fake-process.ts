@@ -2,7 +2,7 @@
 import { fork } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { resolve } from "node:path"
-import type { FakeDiscordOptions } from "../../src/testing/fake-discord/FakeDiscord.ts"
+import type { FakeDiscordOptions } from "../../test/fake-discord/FakeDiscord.ts"
 import type { BlastLargeParams, BlastMixParams, BlastMixResult } from "./fake-runner.ts"
 import { stop, tail, track } from "./proc.ts"
 import { RpcClient } from "./rpc.ts"

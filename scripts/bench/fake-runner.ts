@@ -1,10 +1,10 @@
 // The fake Discord in its own process, driven by the bench over IPC, so the CPU it spends
 // serializing, compressing and writing is never charged to the client being measured.
 // Started by the bench with fork(); not meant to be run by hand.
-import type { FakeDiscord, FakeDiscordOptions } from "../../src/testing/fake-discord/FakeDiscord.ts"
-import { startFakeDiscord } from "../../src/testing/fake-discord/FakeDiscord.ts"
-import { makeGuildCreate } from "../../src/testing/fake-discord/events.ts"
-import { guildIdForShard } from "../../src/testing/fake-discord/snowflake.ts"
+import type { FakeDiscord, FakeDiscordOptions } from "../../test/fake-discord/FakeDiscord.ts"
+import { startFakeDiscord } from "../../test/fake-discord/FakeDiscord.ts"
+import { makeGuildCreate } from "../../test/fake-discord/events.ts"
+import { guildIdForShard } from "../../test/fake-discord/snowflake.ts"
 import { makeMix } from "./mix.ts"
 import type { Mix } from "./mix.ts"
 import { serve } from "./rpc.ts"

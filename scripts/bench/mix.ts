@@ -2,9 +2,9 @@
 // 1-2 KB, presences, typing, reactions, member updates) with, now and then, a GUILD_CREATE of a
 // few hundred KB. Payloads come from a small pool of objects reused in turn: blast() serializes
 // and compresses each object once, so the fake spends its CPU on sending, not on generating.
-import type { BlastPayload } from "../../src/testing/fake-discord/FakeDiscord.ts"
-import { createRng, makeGuildCreate, makeRandomEvent } from "../../src/testing/fake-discord/events.ts"
-import { guildIdForShard } from "../../src/testing/fake-discord/snowflake.ts"
+import type { BlastPayload } from "../../test/fake-discord/FakeDiscord.ts"
+import { createRng, makeGuildCreate, makeRandomEvent } from "../../test/fake-discord/events.ts"
+import { guildIdForShard } from "../../test/fake-discord/snowflake.ts"
 
 export interface MixOptions {
   readonly shardId: number

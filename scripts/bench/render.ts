@@ -204,7 +204,7 @@ export function renderReport(input: ReportInput): string {
       `in ${fixed(input.seconds / 60, 1)} min.\n`,
     `- CPU: ${m.cpu}, ${m.cores} cores; memory ${fixed(m.memory / 2 ** 30, 0)} GiB; Linux ${m.kernel}`,
     `- Node.js ${m.node}; gateway built from ${m.revision}`,
-    "- Fake Discord (src/testing/fake-discord) in a process of its own; every client in its own process; loopback only.",
+    "- Fake Discord (test/fake-discord) in a process of its own; every client in its own process; loopback only.",
     "- Clients: **ours** = `node dist/main.js` (env config); **@discordjs/ws** = WebSocketManager with `CompressionMethod.ZlibNative` " +
       "(node:zlib; the optional zlib-sync add-on is not installed), counting `dispatch` events; **ceiling** = `ws` + one node:zlib " +
       "inflate stream per connection + `JSON.parse` of every payload, nothing else.\n"

@@ -1,4 +1,10 @@
-import type { SessionCursor } from "../Shard/SessionCursor.ts"
+/**
+ * Told when the broker accepted an event (flushed, acknowledged, confirmed), so its source can
+ * move its checkpoint past it. The broker owns this contract; a shard's session cursor implements it.
+ */
+export interface DeliveryReceipt {
+  readonly accepted: (seq: number) => void
+}
 
 /** One dispatch on its way to the broker. `data` is the payload's `d` exactly as Discord sent it. */
 export interface DispatchEvent {
@@ -7,6 +13,5 @@ export interface DispatchEvent {
   readonly seq: number
   /** JSON text of `d`, sliced out of the payload without parsing it. */
   readonly data: string
-  /** Told when the broker accepted the event, so the checkpoint can move past it. */
-  readonly cursor: SessionCursor
+  readonly receipt: DeliveryReceipt
 }

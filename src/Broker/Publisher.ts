@@ -49,7 +49,7 @@ export const runPublisher = Effect.gen(function*() {
       const startedAt = performance.now()
       yield* publish(batch)
       stats.publishedBatch(broker.name, batch.length, performance.now() - startedAt)
-      for (const event of batch) event.cursor.accepted(event.seq)
+      for (const event of batch) event.receipt.accepted(event.seq)
       outbox.released(batch.length)
     })
   )

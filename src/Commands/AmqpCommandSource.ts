@@ -11,7 +11,7 @@ import type { Channel, ConfirmChannel, ConsumeMessage } from "amqplib"
 import { AmqpCommandLink, inboxQueue, sendQueue } from "./AmqpCommandLink.ts"
 import { decodeEnvelope } from "./Command.ts"
 import { BrokerCommandSource, type CommandSource } from "./CommandSource.ts"
-import { errorText } from "./outage.ts"
+import { errorText } from "../Resilience/OutageLog.ts"
 import { CommandRouter, describeShards } from "./Router.ts"
 import type { Part } from "./Targets.ts"
 

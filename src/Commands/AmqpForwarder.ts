@@ -6,7 +6,7 @@ import { Effect, Layer } from "effect"
 import type { ConfirmChannel, Message } from "amqplib"
 import { AmqpCommandLink, declareInbox, inboxKey } from "./AmqpCommandLink.ts"
 import { CommandForwarder, ForwardError } from "./Forwarder.ts"
-import { errorText } from "./outage.ts"
+import { errorText } from "../Resilience/OutageLog.ts"
 import type { Part } from "./Targets.ts"
 
 const FORWARD_TIMEOUT_MS = 10_000

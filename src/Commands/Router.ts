@@ -14,7 +14,7 @@ import { type Command, decodeCommand, decodeEnvelope } from "./Command.ts"
 import { CommandStats } from "./CommandStats.ts"
 import { excerpt } from "./excerpt.ts"
 import { CommandForwarder } from "./Forwarder.ts"
-import { outageLog, retryDelayMs } from "./outage.ts"
+import { outageLog, retryDelayMs } from "../Resilience/OutageLog.ts"
 import { type Refusal, refusal } from "./Refusal.ts"
 import { commandParts, type Part } from "./Targets.ts"
 

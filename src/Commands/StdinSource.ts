@@ -3,7 +3,7 @@
 // going away) only ends this source: the gateway keeps running.
 import { Effect, Stream } from "effect"
 import type { CommandSource } from "./CommandSource.ts"
-import { errorText } from "./outage.ts"
+import { errorText } from "../Resilience/OutageLog.ts"
 import { CommandRouter } from "./Router.ts"
 import { CommandFramer, type Frame } from "./StdinFramer.ts"
 

@@ -11,6 +11,7 @@ import { AppConfig } from "../Config/AppConfig.ts"
 import { ShardPlan } from "../Shard/ShardPlan.ts"
 import { ShardStatus } from "../Shard/ShardStatus.ts"
 import { GatewayStats } from "./GatewayStats.ts"
+import { Readiness } from "./Readiness.ts"
 import { renderMetrics } from "./MetricsText.ts"
 
 export class MetricsServerError extends Data.TaggedError("MetricsServerError")<{
@@ -32,6 +33,8 @@ export interface Probes {
   readonly brokerConnected: () => boolean
   /** True once a graceful shutdown began: a load balancer should stop sending work here. */
   readonly stopping?: () => boolean
+  /** Problems the parts reported (store failing, publishes failing, ...). */
+  readonly problems?: () => ReadonlyArray<string>
 }
 
 export interface Reply {
@@ -47,12 +50,15 @@ const text = (status: number, body: string, headers?: Record<string, string>): R
     : { status, contentType: "text/plain; charset=utf-8", body: `${body}\n`, headers }
 
 /** Why the process is not ready, or undefined when it is. */
-export const notReadyReason = (probes: Pick<Probes, "shards" | "brokerConnected" | "stopping">): string | undefined => {
+export const notReadyReason = (
+  probes: Pick<Probes, "shards" | "brokerConnected" | "stopping" | "problems">
+): string | undefined => {
   const reasons: Array<string> = []
   if (probes.stopping?.()) reasons.push("shutting down")
   const { allReady, ready, total } = probes.shards()
   if (!allReady) reasons.push(`shards ready ${ready}/${total}`)
   if (!probes.brokerConnected()) reasons.push("broker disconnected")
+  if (probes.problems) reasons.push(...probes.problems())
   return reasons.length === 0 ? undefined : reasons.join("; ")
 }
 
@@ -146,6 +152,7 @@ export const HttpServerLive = Layer.effectDiscard(
     const broker = yield* Broker
     const plan = yield* ShardPlan
     const commands = Option.getOrUndefined(yield* Effect.serviceOption(CommandStats))
+    const readiness = yield* Readiness
     const probes: Probes = {
       metrics: () =>
         renderMetrics({
@@ -158,7 +165,8 @@ export const HttpServerLive = Layer.effectDiscard(
         }),
       shards: () => ({ allReady: status.allReady(), ready: status.readyCount(), total: status.snapshot().size }),
       brokerConnected: () => broker.connected(),
-      stopping: () => status.stopping()
+      stopping: () => status.stopping(),
+      problems: () => readiness.problems()
     }
     const { bound } = yield* serveHttp(address, endpoint, probes)
     yield* Effect.logInfo(`serving metrics at http://${bound}${endpoint}, health at /healthz and /readyz`)

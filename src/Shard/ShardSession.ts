@@ -170,7 +170,7 @@ export const ShardSessionLive = Layer.effect(
 
         const forward = (cursor: SessionCursor, t: string, seq: number, data: string) => {
           cursor.forwarded(seq)
-          if (!outbox.offer({ shard, t, seq, data, cursor }) && !paused) {
+          if (!outbox.offer({ shard, t, seq, data, receipt: cursor }) && !paused) {
             // Backpressure: stop reading this socket until the broker catches up.
             paused = true
             conn?.pause()

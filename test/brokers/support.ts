@@ -6,7 +6,6 @@ import * as net from "node:net"
 import { Redacted } from "effect"
 import type { DispatchEvent } from "../../src/Broker/DispatchEvent.ts"
 import type { GatewayConfig } from "../../src/Config/GatewayConfig.ts"
-import type { SessionCursor } from "../../src/Shard/SessionCursor.ts"
 
 export const CI = process.env.CI === "true"
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
@@ -47,13 +46,13 @@ export const serviceAvailable = async (name: string, url: string): Promise<boole
 
 export const unique = (prefix: string): string => `${prefix}_${randomBytes(4).toString("hex").toUpperCase()}`
 
-/** A dispatch for broker tests: the cursor is never touched by a broker, so any object will do. */
+/** A dispatch for broker tests: brokers never call the receipt themselves. */
 export const fakeEvent = (t: string, shard: number, seq: number, d: unknown): DispatchEvent => ({
   t,
   shard,
   seq,
   data: JSON.stringify(d),
-  cursor: {} as unknown as SessionCursor
+  receipt: { accepted: () => {} }
 })
 
 /** `count` events spread over the given names and two shards, seq increasing per shard. */

@@ -3,7 +3,7 @@
 // This takes a little over two minutes of real time by design; it has its own file so it runs
 // alongside the other tests.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { type FakeDiscord, startFakeDiscord } from "../../src/testing/fake-discord/FakeDiscord.ts"
+import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { reaper, spawnGateway } from "../support/gateway.ts"
 import { finalCounters, gatewayEnv, markerOf, presenceD } from "./support.ts"
 

@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process"
 import { encode } from "@msgpack/msgpack"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
-import { type FakeDiscord, startFakeDiscord } from "../../src/testing/fake-discord/FakeDiscord.ts"
+import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { freshDir, MAIN, reaper, spawnGateway } from "../support/gateway.ts"
 import { arrivals, BIG_GUILD, finalCounters, gatewayEnv, guildOn, logLines, membersD, presenceD, sleep } from "./support.ts"
 

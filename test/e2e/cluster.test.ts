@@ -2,7 +2,7 @@
 // test starts itself: the same end-to-end checks as on a single Redis.
 import { Cluster } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type FakeDiscord, startFakeDiscord } from "../../src/testing/fake-discord/FakeDiscord.ts"
+import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { reaper, spawnGateway } from "../support/gateway.ts"
 import { type RedisCluster, startRedisCluster } from "../support/redisCluster.ts"
 

@@ -1,6 +1,6 @@
 // Close codes after which retrying cannot help stop the gateway with what to do.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { type FakeDiscord, startFakeDiscord } from "../../src/testing/fake-discord/FakeDiscord.ts"
+import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { reaper, spawnGateway } from "../support/gateway.ts"
 
 const procs = reaper()

@@ -1,7 +1,7 @@
 // Never lose an event: every way a connection can end leads back to a live session with nothing
 // missing. Each case injects uniquely marked events before, during and after the disruption.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type FakeDiscord, startFakeDiscord } from "../../src/testing/fake-discord/FakeDiscord.ts"
+import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { type GatewayProcess, spawnGateway } from "../support/gateway.ts"
 
 

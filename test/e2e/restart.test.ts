@@ -3,7 +3,7 @@
 // while it was down.
 import { Redis } from "ioredis"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { type FakeDiscord, startFakeDiscord } from "../../src/testing/fake-discord/FakeDiscord.ts"
+import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { freshDir, type GatewayProcess, reaper, spawnGateway } from "../support/gateway.ts"
 import { REDIS_URL, redisAvailable } from "../support/services.ts"
 

@@ -2,7 +2,7 @@
 // process per shard (leases), and Discord's daily session budget respected.
 import { Redis } from "ioredis"
 import { afterAll, afterEach, describe, expect, it } from "vitest"
-import { type FakeDiscord, startFakeDiscord } from "../../src/testing/fake-discord/FakeDiscord.ts"
+import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { reaper, spawnGateway } from "../support/gateway.ts"
 import { REDIS_URL, redisAvailable } from "../support/services.ts"
 

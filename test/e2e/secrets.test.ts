@@ -3,7 +3,7 @@
 // run through identifies, resumes, reconnects and a Redis outage.
 import { Redis } from "ioredis"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { type FakeDiscord, startFakeDiscord } from "../../src/testing/fake-discord/FakeDiscord.ts"
+import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { type GatewayProcess, reaper, spawnGateway } from "../support/gateway.ts"
 import { amqpAvailable } from "../support/services.ts"
 import { eventually, freePort, metricsBase, type PrivateRedis, privateRedis, redisServerInstalled } from "../observability/support.ts"

@@ -1,6 +1,6 @@
 // Issue: the gateway runs end to end against the fake Discord, configured only by environment.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { type FakeDiscord, startFakeDiscord } from "../../src/testing/fake-discord/FakeDiscord.ts"
+import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { reaper, spawnGateway } from "../support/gateway.ts"
 
 const procs = reaper()

@@ -1,0 +1,26 @@
+// What keeps the process from being ready, reported by the parts that know: a failing broker
+// publish, a shard store that cannot be written, ... `/readyz` answers 503 with every problem
+// present; a part clears its problem by reporting `undefined`.
+import { Context, Layer } from "effect"
+
+export interface Readiness {
+  /** Sets (or, with `undefined`, clears) the problem of one component, e.g. "shard store". */
+  readonly report: (component: string, problem: string | undefined) => void
+  /** Every current problem, worded for an operator ("shard store: cannot write ...: EACCES"). */
+  readonly problems: () => ReadonlyArray<string>
+}
+
+export const Readiness = Context.Service<Readiness>("gateway/Readiness")
+
+export const makeReadiness = (): Readiness => {
+  const problems = new Map<string, string>()
+  return {
+    report: (component, problem) => {
+      if (problem === undefined) problems.delete(component)
+      else problems.set(component, problem)
+    },
+    problems: () => Array.from(problems, ([component, problem]) => `${component}: ${problem}`)
+  }
+}
+
+export const ReadinessLive = Layer.sync(Readiness, makeReadiness)
