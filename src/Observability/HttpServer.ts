@@ -35,6 +35,8 @@ export interface Probes {
   readonly stopping?: () => boolean
   /** Problems the parts reported (store failing, publishes failing, ...). */
   readonly problems?: () => ReadonlyArray<string>
+  /** Parts broken for good: /healthz fails. */
+  readonly broken?: () => ReadonlyArray<string>
 }
 
 export interface Reply {
@@ -68,7 +70,10 @@ export const route = (method: string, url: string, endpoint: string, probes: Pro
   const known = path === endpoint || path === "/healthz" || path === "/readyz"
   if (!known) return text(404, "not found")
   if (method !== "GET" && method !== "HEAD") return text(405, "method not allowed", { allow: "GET, HEAD" })
-  if (path === "/healthz") return text(200, "ok")
+  if (path === "/healthz") {
+    const broken = probes.broken?.() ?? []
+    return broken.length === 0 ? text(200, "ok") : text(503, broken.join("; "))
+  }
   if (path === "/readyz") {
     const reason = notReadyReason(probes)
     return reason === undefined ? text(200, "ready") : text(503, reason)
@@ -166,7 +171,8 @@ export const HttpServerLive = Layer.effectDiscard(
       shards: () => ({ allReady: status.allReady(), ready: status.readyCount(), total: status.snapshot().size }),
       brokerConnected: () => broker.connected(),
       stopping: () => status.stopping(),
-      problems: () => readiness.problems()
+      problems: () => readiness.problems(),
+      broken: () => readiness.brokenParts()
     }
     const { bound } = yield* serveHttp(address, endpoint, probes)
     yield* Effect.logInfo(`serving metrics at http://${bound}${endpoint}, health at /healthz and /readyz`)
