@@ -5,7 +5,7 @@ import type { GatewayConfig } from "../Config/GatewayConfig.ts"
 import { BrokerError } from "../Broker/Broker.ts"
 import { RedisClient } from "../Redis/RedisClient.ts"
 import type { ShardPlan } from "../Shard/ShardPlan.ts"
-import type { ShardSession } from "../Shard/ShardSession.ts"
+import type { ShardCommands } from "../Shard/ShardCommands.ts"
 import { AmqpCommandLinkLive } from "./AmqpCommandLink.ts"
 import { AmqpCommandSourceLive } from "./AmqpCommandSource.ts"
 import { AmqpForwarderLive } from "./AmqpForwarder.ts"
@@ -36,7 +36,7 @@ const brokerParts = (config: GatewayConfig) => {
 
 export const commandsLayer = (
   config: GatewayConfig
-): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardSession> => {
+): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardCommands> => {
   const { forwarder, source } = brokerParts(config)
   const router = CommandRouterLive.pipe(Layer.provide(forwarder), Layer.provideMerge(CommandStats.layer))
   return CommandSourcesLive.pipe(Layer.provide(source), Layer.provideMerge(router))
