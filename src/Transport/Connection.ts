@@ -42,7 +42,8 @@ export interface OpenOptions {
 
 export const openConnection = (url: string, handlers: ConnectionHandlers, options: OpenOptions) =>
   Effect.acquireRelease(
-    Effect.callback<WebSocket, ConnectError>((resume) => {
+    // Interruptible: the dial's deadline (on the caller's clock) must be able to abandon it.
+    Effect.interruptible(Effect.callback<WebSocket, ConnectError>((resume) => {
       const ws = new WebSocket(url, {
         perMessageDeflate: false,
         handshakeTimeout: options.openTimeoutMs,
@@ -60,7 +61,7 @@ export const openConnection = (url: string, handlers: ConnectionHandlers, option
       // After open, errors are followed by a close event, which is what the session acts on.
       ws.on("error", () => {})
       return Effect.sync(() => ws.terminate())
-    }),
+    })),
     (ws) =>
       Effect.callback<void>((resume) => {
         // The session is done with this socket: frames still arriving while it closes are not read

@@ -36,10 +36,20 @@ export class MemoryPeer {
     this.handlers = handlers
   }
 
-  /** Server to client. */
+  /** What arrived while the client had stopped reading (a paused socket). */
+  readonly unread: Array<string> = []
+
+  /** Server to client; held while the client is not reading, like a paused socket's buffers. */
   deliver(payload: unknown): void {
     if (!this.open) return
-    this.handlers.onPayload(typeof payload === "string" ? payload : JSON.stringify(payload))
+    const text = typeof payload === "string" ? payload : JSON.stringify(payload)
+    if (this.paused) this.unread.push(text)
+    else this.handlers.onPayload(text)
+  }
+
+  /** The client reads again: what waited is read now, in order. */
+  flush(): void {
+    while (!this.paused && this.open && this.unread.length > 0) this.handlers.onPayload(this.unread.shift()!)
   }
 
   /** The server closes the websocket with `code`. */
@@ -90,7 +100,7 @@ export class MemoryDiscord {
       connect: (url, handlers) => {
         const server = this
         return Effect.acquireRelease(
-          Effect.gen(function*() {
+          Effect.interruptible(Effect.gen(function*() {
             server.clock = yield* Clock.clockWith(Effect.succeed)
             const now = server.now()
             if (server.hang) return yield* Effect.never
@@ -100,7 +110,7 @@ export class MemoryDiscord {
             const peer = new MemoryPeer(url, now, handlers)
             server.peers.push(peer)
             return peer
-          }),
+          })),
           (peer) =>
             Effect.sync(() => {
               if (peer.open && peer.clientClose === undefined) peer.clientClose = { code: 4000, aborted: false }
@@ -130,7 +140,10 @@ export class MemoryDiscord {
         peer.open = false
       },
       pause: () => void (peer.paused = true),
-      resume: () => void (peer.paused = false),
+      resume: () => {
+        peer.paused = false
+        peer.flush()
+      },
       isOpen: () => peer.open
     }
   }
