@@ -99,6 +99,13 @@ export class GatewayCounters {
     bump(byReason, reason)
   }
 
+  /** Shard fibers restarted after a defect, per shard. */
+  readonly shardRestarts = new Map<number, number>()
+
+  shardRestarted(shard: number): void {
+    bump(this.shardRestarts, shard)
+  }
+
   heartbeatAcked(shard: number, latencyMs: number): void {
     histogramOf(this.heartbeats, shard).observe(latencyMs / 1000)
   }

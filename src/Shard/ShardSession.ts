@@ -4,7 +4,7 @@
 // Frames are handled synchronously in the transport's callback: read the envelope, step the
 // machine, hand the event to the outbox. Only actions that need a fiber (heartbeat and identify
 // timing, store writes, logs, the ending) cross into the connection's fiber through a queue.
-import { Clock, Context, Data, Duration, Effect, Layer, Metric, Queue, Redacted, type Scope } from "effect"
+import { Cause, Clock, Context, Data, Duration, Effect, Layer, Metric, Queue, Redacted, type Scope } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import type { GatewayConfig } from "../Config/GatewayConfig.ts"
 import { Outbox } from "../Broker/Outbox.ts"
@@ -72,6 +72,12 @@ export class ShardSession extends Context.Service<ShardSession, {
   /** Stop reading every socket: frames not read are replayed by the next RESUME. */
   readonly stopReading: () => void
 }>()("gateway/ShardSession") {}
+
+/** A defect in one of a connection's callbacks or helper fibers. */
+interface Crashed {
+  readonly _tag: "Crashed"
+  readonly cause: Cause.Cause<unknown>
+}
 
 /** What a shard keeps from one connection to the next. */
 interface ShardRun {
@@ -147,8 +153,12 @@ export const ShardSessionLive = Layer.effect(
       Effect.gen(function*() {
         const shard = sh.shard
         const startedAt = clock.currentTimeMillisUnsafe()
-        // Actions that need a fiber, in the order the machine produced them.
-        const fiberActions = yield* Queue.unbounded<Action>()
+        // Actions that need a fiber, in the order the machine produced them; and defects of this
+        // connection's helpers (callbacks, timers, sender), which end the shard's fiber with them.
+        const fiberActions = yield* Queue.unbounded<Action | Crashed>()
+        const crashed = (cause: Cause.Cause<unknown>) => Queue.offerUnsafe(fiberActions, { _tag: "Crashed", cause })
+        const forkWatched = <A, E>(effect: Effect.Effect<A, E>) =>
+          Effect.forkScoped(effect.pipe(Effect.catchCause((cause) => Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => crashed(cause)))))
         const window = new SendWindow()
         const received = stats.eventsOf(shard)
         let conn: Connection | undefined
@@ -252,7 +262,7 @@ export const ShardSessionLive = Layer.effect(
         }
 
         // The hot path: most payloads are dispatches forwarded or skipped without a parse.
-        const onPayload = (text: string) => {
+        const readPayload = (text: string) => {
           // Stopped for shutdown: what is not read now is replayed by the next RESUME.
           if (!reading) return
           heard = true
@@ -266,14 +276,23 @@ export const ShardSessionLive = Layer.effect(
           dEnd = env.dEnd
           apply({ _tag: "Dispatch", t: env.t, seq: env.s })
         }
+        // A bug in a socket callback must end this shard's fiber (and be restarted), not the process.
+        const guarded = <Args extends Array<unknown>>(f: (...args: Args) => void) => (...args: Args) => {
+          try {
+            f(...args)
+          } catch (defect) {
+            crashed(Cause.die(defect))
+          }
+        }
+        const onPayload = guarded(readPayload)
 
         yield* status.set(shard, "connecting")
         const url = gatewayUrl(dialUrl(sh.state, plan.url), config)
         const shown = url.split("?")[0] ?? url
         const opened = yield* transport.connect(url, {
           onPayload,
-          onUndecodable: (detail) => apply({ _tag: "Undecodable", layer: "compression", detail }),
-          onClose: (code, reason) => apply({ _tag: "Closed", code, reason })
+          onUndecodable: guarded((detail: string) => apply({ _tag: "Undecodable", layer: "compression", detail })),
+          onClose: guarded((code: number, reason: string) => apply({ _tag: "Closed", code, reason }))
         }, { openTimeoutMs: OPEN_TIMEOUT_MS }).pipe(
           Effect.timeoutOrElse({
             duration: Duration.millis(OPEN_TIMEOUT_MS),
@@ -294,7 +313,7 @@ export const ShardSessionLive = Layer.effect(
         if (!reading) connection.pause()
         apply({ _tag: "Connected" })
 
-        yield* Effect.forkScoped(
+        yield* forkWatched(
           Effect.sleep(Duration.millis(HELLO_TIMEOUT_MS)).pipe(Effect.andThen(Effect.sync(() => apply({ _tag: "HelloTimeout", afterMs: HELLO_TIMEOUT_MS }))))
         )
 
@@ -337,11 +356,11 @@ export const ShardSessionLive = Layer.effect(
           const action = yield* Queue.take(fiberActions)
           switch (action._tag) {
             case "StartHeartbeat":
-              yield* Effect.forkScoped(runHeartbeat(action.intervalMs, beat))
+              yield* forkWatched(runHeartbeat(action.intervalMs, beat))
               break
             case "RequestIdentify":
               // Waits for its bucket in its own fiber so this loop keeps reacting.
-              yield* Effect.forkScoped(identify)
+              yield* forkWatched(identify)
               break
             case "Established": {
               established = true
@@ -349,7 +368,7 @@ export const ShardSessionLive = Layer.effect(
                 ? Effect.logInfo(`READY: session ${action.session.id}`)
                 : Effect.logInfo(`RESUMED at seq ${action.seq}`)
               if (sh.cursor !== undefined) yield* checkpointer.track(sh.cursor)
-              yield* Effect.forkScoped(sendCommands)
+              yield* forkWatched(sendCommands)
               yield* status.set(shard, "ready")
               break
             }
@@ -360,6 +379,8 @@ export const ShardSessionLive = Layer.effect(
             case "ForgetSession":
               yield* checkpointer.forget(shard)
               break
+            case "Crashed":
+              return yield* Effect.failCause(action.cause as Cause.Cause<never>)
             case "End":
               if (mustTerminate(action.ending)) connection.abort(RESUMABLE_CLOSE, "zombie connection")
               return { ending: action.ending, lastedMs: clock.currentTimeMillisUnsafe() - startedAt, established, next: nextLabel(sh) }

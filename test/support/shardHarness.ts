@@ -12,6 +12,8 @@ import { IdentifyLimiterLive, MemoryRateLimiterLive } from "../../src/RateLimite
 import { SessionBudget } from "../../src/Shard/SessionBudget.ts"
 import { makeShardCommands, ShardCommands } from "../../src/Shard/ShardCommands.ts"
 import { ShardPlan } from "../../src/Shard/ShardPlan.ts"
+import { Sharder, SharderLive } from "../../src/Shard/Sharder.ts"
+import { NoShardLeases } from "../../src/Shard/ShardLeases.ts"
 import { ShardSession, ShardSessionLive } from "../../src/Shard/ShardSession.ts"
 import { ShardStatus, ShardStatusLive } from "../../src/Shard/ShardStatus.ts"
 import { CheckpointerLive } from "../../src/ShardStore/Checkpointer.ts"
@@ -29,6 +31,10 @@ export interface HarnessOptions {
   readonly bufferSize?: number
   /** Take events out of the outbox (as a publisher would) as they come; false leaves them there. */
   readonly drain?: boolean
+  /** Run the shards through the Sharder (supervision) instead of one fiber per ShardSession.run. */
+  readonly sharder?: boolean
+  /** Wraps the in-memory store (to make it fail or die). */
+  readonly wrapStore?: (store: ShardStore["Service"]) => ShardStore["Service"]
 }
 
 export const makeHarness = (options: HarnessOptions = {}) =>
@@ -52,7 +58,7 @@ export const makeHarness = (options: HarnessOptions = {}) =>
     const base = Layer.mergeAll(
       AppConfig.layer(config),
       plan,
-      Layer.succeed(ShardStore, store),
+      Layer.succeed(ShardStore, options.wrapStore ? options.wrapStore(store) : store),
       Layer.effect(Outbox, makeOutbox(options.bufferSize ?? 10_000)),
       discord.layer
     )
@@ -62,7 +68,10 @@ export const makeHarness = (options: HarnessOptions = {}) =>
       ShardStatusLive,
       Layer.effect(ShardCommands, makeShardCommands(shardIds))
     ).pipe(Layer.provideMerge(base))
-    const context = yield* Layer.build(ShardSessionLive.pipe(Layer.provideMerge(deps)))
+    const sessions = ShardSessionLive.pipe(Layer.provideMerge(deps))
+    const context = yield* Layer.build(
+      SharderLive.pipe(Layer.provideMerge(sessions), Layer.provideMerge(Layer.mergeAll(NoShardLeases, budget)))
+    )
     const session = Context.get(context, ShardSession)
     const outbox = Context.get(context, Outbox)
     const commands = Context.get(context, ShardCommands)
@@ -82,7 +91,8 @@ export const makeHarness = (options: HarnessOptions = {}) =>
     if (options.drain !== false) yield* Effect.forkScoped(drain)
 
     const fibers = new Map<number, Fiber.Fiber<never, unknown>>()
-    for (const id of shardIds) fibers.set(id, yield* Effect.forkScoped(session.run(id)))
+    if (options.sharder) fibers.set(-1, yield* Effect.forkScoped(Context.get(context, Sharder).run))
+    else for (const id of shardIds) fibers.set(id, yield* Effect.forkScoped(session.run(id)))
 
     /** Moves the test clock in small steps until `ready` holds (fails after `maxMs`). */
     const until = (ready: () => boolean, what: string, maxMs = 120_000, stepMs = 50) =>
