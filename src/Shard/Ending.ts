@@ -19,6 +19,8 @@ export type Ending =
   /** A frame too large to read past: the stream cannot go on, a RESUME would replay it. */
   | { readonly _tag: "Oversized"; readonly detail: string }
   | { readonly _tag: "ConnectFailed"; readonly url: string; readonly reason: string }
+  /** This process could not renew the shard's lease in time: another may run the shard now. */
+  | { readonly _tag: "LeaseLapsed" }
 
 export type NextStep = "resume" | "identify" | "fatal"
 
@@ -31,7 +33,8 @@ export const Endings = {
   undecodable: (layer: "compression" | "payload", detail: string): Ending => ({ _tag: "Undecodable", layer, detail }),
   badReady: { _tag: "BadReady" } as Ending,
   oversized: (detail: string): Ending => ({ _tag: "Oversized", detail }),
-  connectFailed: (url: string, reason: string): Ending => ({ _tag: "ConnectFailed", url, reason })
+  connectFailed: (url: string, reason: string): Ending => ({ _tag: "ConnectFailed", url, reason }),
+  leaseLapsed: { _tag: "LeaseLapsed" } as Ending
 } as const
 
 /** What the next connection does. A resume without a session becomes an identify (the driver's call). */
@@ -77,6 +80,8 @@ export const endingLabel = (ending: Ending): string => {
       return "oversized"
     case "ConnectFailed":
       return "connect_error"
+    case "LeaseLapsed":
+      return "lease_lapsed"
   }
 }
 
@@ -106,5 +111,7 @@ export const describeEnding = (ending: Ending): string => {
       return ending.detail
     case "ConnectFailed":
       return `could not connect to ${ending.url}: ${ending.reason}`
+    case "LeaseLapsed":
+      return "this process could not renew the shard's lease in time; stopped reading and sending until it holds the lease again"
   }
 }

@@ -18,7 +18,8 @@ import { Checkpointer } from "../ShardStore/Checkpointer.ts"
 import { ShardStore } from "../ShardStore/ShardStore.ts"
 import { type Connection, ConnectError, Transport } from "../Transport/Transport.ts"
 import { GatewayStats } from "../Observability/GatewayStats.ts"
-import { type Ending, endingLabel, mustTerminate } from "./Ending.ts"
+import { type LeaseCell, ShardLeases } from "../Cluster/ShardLeases.ts"
+import { type Ending, endingLabel, Endings, mustTerminate } from "./Ending.ts"
 import { runHeartbeat } from "./Heartbeat.ts"
 import { type Attempt, reconnectSchedule } from "./Reconnect.ts"
 import { type CommandJob, ShardCommands } from "./ShardCommands.ts"
@@ -82,6 +83,8 @@ interface Crashed {
 /** What a shard keeps from one connection to the next. */
 interface ShardRun {
   readonly shard: number
+  /** Until when this process may act for the shard (its lease). */
+  readonly lease: LeaseCell
   state: ShardState
   /** Delivery progress of the current session (the outbox's receipts). */
   cursor: SessionCursor | undefined
@@ -102,6 +105,7 @@ export const ShardSessionLive = Layer.effect(
     const stats = yield* GatewayStats
     const transport = yield* Transport
     const commands = yield* ShardCommands
+    const leases = yield* ShardLeases
     const clock = yield* Clock.clockWith(Effect.succeed)
     const token = config.token
     const machine = makeShardMachine({ wanted: config.events.all ? () => true : (t) => config.events.names.has(t) })
@@ -207,7 +211,7 @@ export const ShardSessionLive = Layer.effect(
             case "Established":
               // The cursor must exist before the READY itself is forwarded (next action).
               if (action.how === "ready" || sh.cursor === undefined) {
-                sh.cursor = new SessionCursor(shard, action.session.id, action.session.resumeUrl, action.seq)
+                sh.cursor = new SessionCursor(shard, action.session.id, action.session.resumeUrl, action.seq, sh.cursor?.writable ?? writableNow(sh))
               }
               Queue.offerUnsafe(fiberActions, action)
               return
@@ -219,7 +223,19 @@ export const ShardSessionLive = Layer.effect(
               Queue.offerUnsafe(fiberActions, action)
           }
         }
+        // The lease is checked before anything is read or sent: a process that could not renew it
+        // (cut off from Redis, paused) must not act for a shard another process may run by now.
+        let lapsed = false
+        const leaseHeld = () => {
+          if (lapsed) return false
+          if (sh.lease.until === Number.POSITIVE_INFINITY || clock.currentTimeMillisUnsafe() < sh.lease.until) return true
+          lapsed = true
+          conn?.pause()
+          Queue.offerUnsafe(fiberActions, { _tag: "End", ending: Endings.leaseLapsed })
+          return false
+        }
         const apply = (input: Input) => {
+          if (!leaseHeld()) return
           const transition = machine.step(sh.state, input)
           sh.state = transition.state
           for (const action of transition.actions) perform(action)
@@ -286,6 +302,7 @@ export const ShardSessionLive = Layer.effect(
         }
         const onPayload = guarded(readPayload)
 
+        yield* leases.awaitHeld(shard)
         yield* status.set(shard, "connecting")
         const url = gatewayUrl(dialUrl(sh.state, plan.url), config)
         const shown = url.split("?")[0] ?? url
@@ -339,7 +356,7 @@ export const ShardSessionLive = Layer.effect(
               yield* Effect.sleep(Duration.millis(wait))
               continue
             }
-            if (!send(job.payload)) return yield* Effect.never
+            if (!leaseHeld() || !send(job.payload)) return yield* Effect.never
             sh.carried = undefined
             yield* job.sent
           }
@@ -390,6 +407,7 @@ export const ShardSessionLive = Layer.effect(
         }
       })
 
+    const writableNow = (sh: ShardRun) => () => clock.currentTimeMillisUnsafe() < sh.lease.until
     const nextLabel = (sh: ShardRun) => (sh.state.session === undefined ? "identifying" : "resuming")
 
     const run = (shard: number): Effect.Effect<never, FatalGatewayError> =>
@@ -397,10 +415,13 @@ export const ShardSessionLive = Layer.effect(
         const stored = yield* store.load(shard).pipe(
           Effect.catch((error) => Effect.as(Effect.logWarning(`${error.message}; identifying afresh`), undefined))
         )
+        const lease = leases.cell(shard)
+        const writable = () => clock.currentTimeMillisUnsafe() < lease.until
         const sh: ShardRun = {
           shard,
+          lease,
           state: initialState(stored && { session: { id: stored.sessionId, resumeUrl: stored.resumeUrl }, seq: stored.seq }),
-          cursor: stored ? new SessionCursor(shard, stored.sessionId, stored.resumeUrl, stored.seq) : undefined,
+          cursor: stored ? new SessionCursor(shard, stored.sessionId, stored.resumeUrl, stored.seq, writable) : undefined,
           carried: undefined
         }
         if (stored) yield* Effect.logInfo(`found stored session ${stored.sessionId} at seq ${stored.seq}; resuming`)

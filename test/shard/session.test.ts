@@ -2,7 +2,8 @@
 // clock. Every ending of the close-code table, op 7, op 9, zombies, HELLO timeouts, resume urls,
 // identify buckets and the send window, each in milliseconds of real time.
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber } from "effect"
+import { Effect, Exit, Fiber, Layer } from "effect"
+import { type LeaseCell, ShardLeases } from "../../src/Cluster/ShardLeases.ts"
 import { CLOSE_CODES, closeAction } from "../../src/Discord/CloseCodes.ts"
 import { type Harness, makeHarness } from "../support/shardHarness.ts"
 
@@ -334,5 +335,41 @@ describe("supervision, in-process", () => {
       // Restarted from the stored checkpoint: nothing lost; what came after it is delivered again.
       const sent = [...h.discord.sessions.values()].filter((s) => s.shard === 1).flatMap((s) => s.events.map((e) => (e.d as { m: string }).m))
       expect(new Set(h.markers(1))).toEqual(new Set(sent))
+    }))
+})
+
+describe("leases, in-process", () => {
+  it.effect("a shard whose lease lapsed stops reading and sending at once, and resumes only once it holds the lease again", () =>
+    Effect.gen(function*() {
+      const cell: LeaseCell = { until: Number.POSITIVE_INFINITY }
+      const leases = Layer.succeed(ShardLeases, ShardLeases.of({
+        lost: Effect.never,
+        cell: () => cell,
+        awaitHeld: () => Effect.gen(function*() {
+          while (cell.until <= 0) yield* Effect.sleep("100 millis")
+        })
+      }))
+      const h = yield* makeHarness({ leases })
+      yield* readyWith(h, 0, 3)
+      yield* h.advance(2_000) // let the checkpoint catch up
+      const checkpointed = (yield* h.store.load(0))?.seq
+      const peer = h.discord.live(0)!
+      const sentBefore = peer.sent.length
+      // The lease lapses (Redis unreachable, or this process was paused): nothing more may happen.
+      cell.until = 0
+      h.discord.dispatch(0, "MESSAGE_CREATE", { m: "after-lapse" })
+      let acked = 0
+      h.commands.offer(0, { payload: JSON.stringify({ op: 3, d: {} }), sent: Effect.sync(() => void acked++) })
+      yield* h.advance(120_000, 500)
+      expect(h.markers(0)).not.toContain("after-lapse")
+      expect(peer.sent.length).toBe(sentBefore)
+      expect(peer.open).toBe(false)
+      expect(h.discord.peers.length).toBe(1)
+      expect(acked).toBe(0)
+      expect((yield* h.store.load(0))?.seq).toBe(checkpointed)
+      // Held again: the shard resumes and what it had not read is replayed; the command goes out.
+      cell.until = Number.POSITIVE_INFINITY
+      yield* h.until(() => h.markers(0).includes("after-lapse") && acked === 1, "the resumed shard", 10_000)
+      expect(h.discord.resumes.length).toBe(1)
     }))
 })

@@ -13,7 +13,7 @@ import { SessionBudget } from "../../src/Shard/SessionBudget.ts"
 import { makeShardCommands, ShardCommands } from "../../src/Shard/ShardCommands.ts"
 import { ShardPlan } from "../../src/Shard/ShardPlan.ts"
 import { Sharder, SharderLive } from "../../src/Shard/Sharder.ts"
-import { NoShardLeases } from "../../src/Shard/ShardLeases.ts"
+import { NoShardLeases, ShardLeases } from "../../src/Cluster/ShardLeases.ts"
 import { ShardSession, ShardSessionLive } from "../../src/Shard/ShardSession.ts"
 import { ShardStatus, ShardStatusLive } from "../../src/Shard/ShardStatus.ts"
 import { CheckpointerLive } from "../../src/ShardStore/Checkpointer.ts"
@@ -35,6 +35,8 @@ export interface HarnessOptions {
   readonly sharder?: boolean
   /** Wraps the in-memory store (to make it fail or die). */
   readonly wrapStore?: (store: ShardStore["Service"]) => ShardStore["Service"]
+  /** Leases (default: none, every shard always held). */
+  readonly leases?: Layer.Layer<ShardLeases>
 }
 
 export const makeHarness = (options: HarnessOptions = {}) =>
@@ -66,11 +68,12 @@ export const makeHarness = (options: HarnessOptions = {}) =>
       IdentifyLimiterLive.pipe(Layer.provide(MemoryRateLimiterLive), Layer.provide(budget)),
       CheckpointerLive,
       ShardStatusLive,
-      Layer.effect(ShardCommands, makeShardCommands(shardIds))
+      Layer.effect(ShardCommands, makeShardCommands(shardIds)),
+      options.leases ?? NoShardLeases
     ).pipe(Layer.provideMerge(base))
     const sessions = ShardSessionLive.pipe(Layer.provideMerge(deps))
     const context = yield* Layer.build(
-      SharderLive.pipe(Layer.provideMerge(sessions), Layer.provideMerge(Layer.mergeAll(NoShardLeases, budget)))
+      SharderLive.pipe(Layer.provideMerge(sessions), Layer.provideMerge(budget))
     )
     const session = Context.get(context, ShardSession)
     const outbox = Context.get(context, Outbox)
