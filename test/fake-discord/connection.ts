@@ -47,6 +47,8 @@ export class GatewayConnection {
   zombie = false
   /** Silent: dispatches still flow but heartbeats are not ACKed. */
   silent = false
+  /** Date.now() of the last frame the client sent (a live client heartbeats at least every interval). */
+  lastFrameAt = Date.now()
   /** Set when the fake initiated the end of this connection. */
   serverClose: { readonly code: number; readonly reason: string } | undefined = undefined
 
