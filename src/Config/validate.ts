@@ -3,6 +3,7 @@
 import { Redacted, Result } from "effect"
 import * as Path from "node:path"
 import { NON_PRIVILEGED_INTENTS } from "../Discord/Intents.ts"
+import { withRedisScheme } from "../Redis/RedisUrl.ts"
 import type { Args } from "./args.ts"
 import { parseLogLevel } from "./args.ts"
 import { type ConfigError, configError } from "./ConfigError.ts"
@@ -80,7 +81,10 @@ const endpoint = (raw: Raw): Read<string> =>
 const REDIS_EXAMPLE = "redis://localhost:6379"
 const AMQP_EXAMPLE = "amqp://guest:guest@localhost:5672"
 
-/** REDIS_URL (comma-separated), [redis] urls (array or string), or the original's [redis] url. */
+/**
+ * REDIS_URL (comma-separated), [redis] urls (array or string), or the original's [redis] url.
+ * An address without a scheme ("localhost:6379", as the original gateway took it) means redis://.
+ */
 const redisUrls = (sources: Sources): Read<ReadonlyArray<Redacted.Redacted<string>>> => {
   const inFile = isTable(sources.file.redis) ? sources.file.redis : {}
   if (inFile.url !== undefined && inFile.urls !== undefined) {
@@ -89,7 +93,9 @@ const redisUrls = (sources: Sources): Read<ReadonlyArray<Redacted.Redacted<strin
   const raw = lookup(sources, "redis.urls", "REDIS_URL") ?? lookup(sources, "redis.url")
   if (raw === undefined) return Result.succeed([])
   return Result.flatMap(list(raw, `["${REDIS_EXAMPLE}"]`), (items) =>
-    Result.all(items.map((item, i) => serviceUrl(raw, item, ["redis:", "rediss:"], REDIS_EXAMPLE, items.length > 1 ? i + 1 : undefined))))
+    Result.all(items.map((item, i) =>
+      serviceUrl(raw, typeof item === "string" ? withRedisScheme(item) : item, ["redis:", "rediss:"], REDIS_EXAMPLE, items.length > 1 ? i + 1 : undefined)
+    )))
 }
 
 export const validate = (sources: Sources): Result.Result<Validated, ConfigError> =>
@@ -110,7 +116,7 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
     const raw = get("raw_intents", "DISCORD_RAW_INTENTS")
     const intents = named === undefined && raw === undefined
       ? NON_PRIVILEGED_INTENTS
-      : (named === undefined ? 0 : yield* namedIntents(named)) | (raw === undefined ? 0 : yield* rawIntents(raw, warn))
+      : (named === undefined ? 0 : yield* namedIntents(named, warn)) | (raw === undefined ? 0 : yield* rawIntents(raw, warn))
 
     const countRaw = get("shards.count", "DISCORD_SHARD_COUNT")
     const count = countRaw === undefined ? undefined : yield* positiveInt(countRaw, "shards")
@@ -141,7 +147,7 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
       bufferSize: yield* orDefault(get("broker.buffer_size", "BROKER_BUFFER_SIZE"), (r) => positiveInt(r, "events"), 10_000)
     }
 
-    const presenceValue = yield* presence(get("presence", "DISCORD_PRESENCE"))
+    const presenceValue = yield* presence(get("presence", "DISCORD_PRESENCE"), warn)
 
     const prometheus = {
       address: yield* orDefault<string | undefined>(get("prometheus.address", "PROMETHEUS_ADDRESS"), prometheusAddress, undefined),
