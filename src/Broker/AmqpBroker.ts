@@ -7,7 +7,7 @@ import { AppConfig } from "../Config/AppConfig.ts"
 import type { PayloadEncoding } from "../Config/GatewayConfig.ts"
 import { Broker, BrokerError } from "./Broker.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
-import { encodeDataMsgpack } from "./Encoding.ts"
+import { encodeData } from "./Encoding.ts"
 import { type AmqpLink, makeAmqpLink } from "./AmqpLink.ts"
 
 /** A batch not confirmed by then is a failure (the Publisher retries it). */
@@ -83,17 +83,13 @@ export const makeAmqpBroker = (options: AmqpBrokerOptions) =>
     const properties = (e: DispatchEvent): Options.Publish => ({
       persistent: true,
       mandatory: true,
-      contentType: options.encoding === "msgpack" ? "application/msgpack" : "application/json",
+      contentType: options.encoding === "json" ? "application/json" : "application/msgpack",
       type: e.t,
       headers: { shard: e.shard, seq: e.seq },
       ...(options.messageTimeoutMs > 0 ? { expiration: String(options.messageTimeoutMs) } : {})
     })
-    const body = options.encoding === "msgpack"
-      ? (e: DispatchEvent) => {
-        const bytes = encodeDataMsgpack(e)
-        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-      }
-      : (e: DispatchEvent) => Buffer.from(e.data)
+    const encoding = options.encoding
+    const body = encoding === "json" ? (e: DispatchEvent) => Buffer.from(e.data) : (e: DispatchEvent) => encodeData(encoding, e)
 
     // Resolves when the channel's write buffer drained; rejects if the channel closes first.
     const drained = (channel: ConfirmChannel) =>

@@ -42,7 +42,7 @@ export interface Validated {
 export const BROKER_TYPES: ReadonlyArray<BrokerType> = ["stdout", "redis", "amqp"]
 export const SHARD_STORE_TYPES: ReadonlyArray<ShardStoreType> = ["memory", "redis", "file"]
 export const COMPRESSIONS: ReadonlyArray<Compression> = ["zlib-stream", "zstd-stream", "none"]
-export const ENCODINGS: ReadonlyArray<PayloadEncoding> = ["json", "msgpack"]
+export const ENCODINGS: ReadonlyArray<PayloadEncoding> = ["json", "msgpack", "msgpack-json"]
 
 const fileValue = (file: Record<string, unknown>, path: string): unknown =>
   path.split(".").reduce<unknown>((node, key) => (isTable(node) && Object.hasOwn(node, key) ? node[key] : undefined), file)

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest"
 import { type Command, decodeCommand, type Decoded } from "../../src/Commands/Command.ts"
 import { CommandFramer } from "../../src/Commands/StdinFramer.ts"
 import { commandParts } from "../../src/Commands/Targets.ts"
+import { goRaw } from "./goWire.ts"
 
 const accepted = (decoded: Decoded<Command>): Command => {
   if (!decoded.ok) throw new Error(`refused: ${decoded.refusal.reason}: ${decoded.refusal.detail}`)
@@ -13,21 +14,6 @@ const accepted = (decoded: Decoded<Command>): Command => {
 const refused = (decoded: Decoded<Command>) => {
   if (decoded.ok) throw new Error("expected a refusal")
   return decoded.refusal
-}
-
-/**
- * What the Go gateway's client library (ugorji/go codec, MsgpackHandle defaults) writes for a
- * []byte: the old MessagePack "raw" type, i.e. fixstr below 32 bytes, else str16 / str32 (never str8).
- */
-const goRaw = (text: string): Buffer => {
-  const body = Buffer.from(text, "utf8")
-  const n = body.byteLength
-  const header = n < 32
-    ? Buffer.from([0xa0 | n])
-    : n < 65536
-    ? Buffer.from([0xda, n >> 8, n & 0xff])
-    : Buffer.from([0xdb, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff])
-  return Buffer.concat([header, body])
 }
 
 const SHARDS = 4
