@@ -70,7 +70,7 @@ export const makeAmqpBroker = (options: AmqpBrokerOptions) =>
       // `mandatory` messages that reach no queue come back here (before their confirm).
       channel.on("return", (msg: Message) => void state.returned.add(msg.fields.routingKey))
       try {
-        await channel.assertExchange(group, "direct", { durable: true })
+        // The exchange itself is declared by the link (`exchange` below).
         await declare(channel, state, known)
       } catch (error) {
         throw explainDeclareError(error, group)
@@ -78,7 +78,7 @@ export const makeAmqpBroker = (options: AmqpBrokerOptions) =>
       states.set(channel, state)
     }
 
-    const link: AmqpLink = yield* makeAmqpLink({ url: options.url, setup, connectionName: `spectacles-gateway (${group})` })
+    const link: AmqpLink = yield* makeAmqpLink({ url: options.url, setup, exchange: group, connectionName: `spectacles-gateway (${group})` })
 
     const properties = (e: DispatchEvent): Options.Publish => ({
       persistent: true,
