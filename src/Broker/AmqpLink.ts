@@ -61,7 +61,8 @@ const foreignExchanges = new Set<string>()
  * Declares `name` as a durable direct exchange. RabbitMQ refuses a redeclaration with other
  * settings (PRECONDITION_FAILED), e.g. the original Go gateway's older releases declared the
  * group's exchange auto_delete; rather than stop, the existing exchange is then checked passively
- * and used as it is, and the difference is returned for a warning. Each attempt has its own
+ * and used as it is, and the difference is returned for a warning. Only an exchange that cannot
+ * route events by name (fanout, headers, internal) still stops the start. Each attempt has its own
  * throwaway channel, because a refused declaration closes the channel it was made on.
  */
 const declareExchange = async (model: ChannelModel, name: string): Promise<string | undefined> => {
@@ -81,9 +82,20 @@ const declareExchange = async (model: ChannelModel, name: string): Promise<strin
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error)
     if (!reason.includes("PRECONDITION_FAILED")) throw error
-    await attempt((channel) => channel.checkExchange(name))
     // amqplib: `Operation failed: ExchangeDeclare; 406 (...) with message "PRECONDITION_FAILED - <what differs>"`
-    return /with message "(?:PRECONDITION_FAILED - )?(.*)"$/.exec(reason)?.[1] ?? reason
+    const difference = /with message "(?:PRECONDITION_FAILED - )?(.*)"$/.exec(reason)?.[1] ?? reason
+    // RabbitMQ names the first setting that differs, the type before the others. Events are
+    // routed by exact event name: a topic exchange does that too, a fanout or headers exchange
+    // cannot, and nobody may publish to an internal one.
+    const type = /inequivalent arg 'type' .* current is '([^']*)'/.exec(difference)?.[1]
+    if ((type !== undefined && type !== "topic") || difference.includes("inequivalent arg 'internal'")) {
+      throw new Error(
+        `${reason}; the gateway publishes to "${name}" by event name and needs a direct (or topic) exchange that is not internal: ` +
+          `delete it or choose another [broker] group`
+      )
+    }
+    await attempt((channel) => channel.checkExchange(name))
+    return difference
   }
 }
 
