@@ -55,6 +55,13 @@ export const lookup = (sources: Pick<Sources, "file" | "env">, path: string, env
   return fromFile === undefined ? undefined : { source: "file", name: path, value: fromFile }
 }
 
+/**
+ * `type = ""` in the file as the default: the original Go gateway's documentation says to leave
+ * the shard store type empty for local storage, and an empty broker type was its stdio broker.
+ */
+const blankIsUnset = (raw: Raw | undefined): Raw | undefined =>
+  raw?.source === "file" && typeof raw.value === "string" && raw.value.trim() === "" ? undefined : raw
+
 const orDefault = <A>(raw: Raw | undefined, read: (raw: Raw) => Read<A>, fallback: A): Read<A> =>
   raw === undefined ? Result.succeed(fallback) : read(raw)
 
@@ -140,7 +147,7 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
     }
 
     const broker = {
-      type: yield* orDefault(get("broker.type", "BROKER_TYPE"), (r) => oneOf(r, BROKER_TYPES, "broker type"), "stdout"),
+      type: yield* orDefault(blankIsUnset(get("broker.type", "BROKER_TYPE")), (r) => oneOf(r, BROKER_TYPES, "broker type"), "stdout"),
       group: yield* orDefault(get("broker.group", "BROKER_GROUP"), (r) => nonEmptyString(r, "gateway"), "gateway"),
       messageTimeoutMs: yield* orDefault(get("broker.message_timeout", "BROKER_MESSAGE_TIMEOUT"), duration, 120_000),
       encoding: yield* orDefault(get("broker.encoding", "BROKER_ENCODING"), (r) => oneOf(r, ENCODINGS, "encoding"), "json"),
@@ -155,7 +162,7 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
     }
 
     const shardStore = {
-      type: yield* orDefault(get("shard_store.type", "SHARD_STORE_TYPE"), (r) => oneOf(r, SHARD_STORE_TYPES, "shard store type"), "memory"),
+      type: yield* orDefault(blankIsUnset(get("shard_store.type", "SHARD_STORE_TYPE")), (r) => oneOf(r, SHARD_STORE_TYPES, "shard store type"), "memory"),
       prefix: yield* orDefault(get("shard_store.prefix", "SHARD_STORE_PREFIX"), (r) => string(r, `expected text such as "gateway:"`), "gateway:"),
       path: Path.resolve(
         sources.cwd,

@@ -51,6 +51,13 @@ describe("the Go gateway's documented examples", () => {
     expect(warnings).toEqual([])
   })
 
+  it("reads an empty shard store or broker type as the default, as its comments describe", () => {
+    const { config } = check(toml(`[shard_store]\ntype = "" # if left empty, shard info is stored locally\n[broker]\ntype = ""\n`), BASE_ENV)
+    expect(config.shardStore.type).toBe("memory")
+    expect(config.broker.type).toBe("stdout")
+    expect(refusal(toml(`[broker]\ntype = "kafka"\n`), BASE_ENV).message).toContain("unknown broker type")
+  })
+
   it("loads the README's example presence, sending its game as the one activity, with a warning", () => {
     const { config, warnings } = check(toml(GO_PRESENCE_EXAMPLE), BASE_ENV)
     expect(config.presence).toEqual({ since: null, activities: [{ name: "test", type: 0 }], status: "online", afk: false })
