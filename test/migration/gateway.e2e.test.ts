@@ -201,6 +201,9 @@ describe.skipIf(!amqpUp)("a @spectacles/brokers consumer on AMQP", () => {
     }))
     await fake.waitFor(() => fake.readyShards().length === 2, 30_000, "2 shards ready")
     await gateway.waitForLog(/reading commands from AMQP queue/)
+    // A queue of the test's own on the same key, to see the raw bodies.
+    const tap = (await channel.assertQueue("", { exclusive: true })).queue
+    await channel.bindQueue(tap, group, "MESSAGE_CREATE")
 
     const bot = new SpectaclesAmqp(group)
     // Its connect() takes the address without the scheme and adds amqp:// itself.
@@ -219,6 +222,16 @@ describe.skipIf(!amqpUp)("a @spectacles/brokers consumer on AMQP", () => {
     expect(received.every((d) => typeof d === "string")).toBe(true)
     const parsed = received.map((d) => JSON.parse(d as string) as { id: string })
     expect(parsed.sort((a, b) => a.id.localeCompare(b.id))).toEqual([marker(`${group}-a0`), marker(`${group}-a1`)])
+    // Byte for byte what the Go gateway published: the old-spec raw (str16 here) of Discord's JSON text.
+    const bodies: Array<Buffer> = []
+    await pollUntil("the raw bodies", async () => {
+      const message = await channel.get(tap, { noAck: true })
+      if (message !== false) bodies.push(message.content)
+      return bodies.length >= 2
+    }, 10_000)
+    const sent = [`${group}-a0`, `${group}-a1`].map((id) => goRaw(JSON.stringify(marker(id))))
+    expect(bodies.map((b) => b.toString("hex")).sort()).toEqual(sent.map((b) => b.toString("hex")).sort())
+    expect(bodies.every((b) => b[0] === 0xda)).toBe(true)
 
     bot.publish("SEND", goClientBytes(guildOn(1, 2, 7), 8, membersD(guildOn(1, 2, 7), "go-amqp-bytes")))
     bot.publish("SEND", { guild_id: guildOn(0, 2, 8), packet: { op: 8, d: membersD(guildOn(0, 2, 8), "go-amqp-object") } })
