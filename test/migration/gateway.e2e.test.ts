@@ -16,7 +16,7 @@ import { AMQP_URL, freePort, REDIS_URL, serviceAvailable, unique } from "../brok
 import { arrivals, guildOn, logLines, membersD, pollUntil, presenceD, redisDatabase, sleep } from "../commands/support.ts"
 import { freshDir, reaper, spawnGateway } from "../support/gateway.ts"
 import { GO_CONFIG_FILE, GO_DOCKER_ENV, GO_PRESENCE_EXAMPLE } from "./goDocs.ts"
-import { goRaw } from "./goWire.ts"
+import { goRaw, goStdoutEvent } from "./goWire.ts"
 
 const redisUp = await serviceAvailable("Redis", REDIS_URL)
 const amqpUp = await serviceAvailable("RabbitMQ", AMQP_URL)
@@ -64,6 +64,11 @@ describe("the Go gateway's documented examples, against the fake Discord", () =>
     expect(logLines(gateway).filter((l) => l.level === "WARN").map((l) => l.message)).toEqual([
       `DISCORD_INTENTS: "GUILD" is an old name for the intent GUILDS; it is read as GUILDS (write GUILDS to silence this warning)`
     ])
+    // A command on stdin in the Go gateway's framing: MessagePack {event: "SEND", data: <JSON text>}.
+    const send = JSON.stringify({ guild_id: guildOn(1, 2, 3), packet: { op: 8, d: membersD(guildOn(1, 2, 3), "go-stdin") } })
+    gateway.child.stdin!.write(goStdoutEvent("SEND", send))
+    await fake.waitFor(() => arrivals(fake, "go-stdin").length >= 1, 15_000, "the stdin command")
+    expect(arrivals(fake, "go-stdin")).toEqual(["go-stdin@1"])
     expect((await gateway.kill("SIGTERM")).code).toBe(0)
   })
 

@@ -13,6 +13,6 @@ export const goRaw = (text: string): Buffer => {
   return Buffer.concat([header, body])
 }
 
-/** Its stdout framing: broker.IOPacket{E, D} → a map {"event": E, "data": D}, fields in that order. */
+/** Its stdio framing (written to stdout, read from stdin): broker.IOPacket{E, D} → a map {"event": E, "data": D}, fields in that order. */
 export const goStdoutEvent = (event: string, dJson: string): Buffer =>
   Buffer.concat([Buffer.from([0x82]), goRaw("event"), goRaw(event), goRaw("data"), goRaw(dJson)])
