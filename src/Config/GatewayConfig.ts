@@ -5,7 +5,8 @@ import type { Redacted } from "effect"
 export type BrokerType = "stdout" | "redis" | "amqp"
 export type ShardStoreType = "memory" | "redis" | "file"
 export type Compression = "zlib-stream" | "zstd-stream" | "none"
-export type PayloadEncoding = "json" | "msgpack"
+/** `msgpack-json`: the original Go gateway's bytes (MessagePack string of the JSON text of `d`). */
+export type PayloadEncoding = "json" | "msgpack" | "msgpack-json"
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error"
 
 export interface GatewayConfig {

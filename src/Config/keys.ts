@@ -6,7 +6,9 @@ export type KeySpec = true | { readonly [key: string]: KeySpec } | readonly [{ r
 
 export const ACTIVITY_KEYS = { name: true, type: true, state: true, url: true } as const
 
-export const PRESENCE_KEYS = { since: true, activities: [ACTIVITY_KEYS], status: true, afk: true } as const
+// `game` is the one-activity spelling of Discord's older gateway versions, which the original Go
+// gateway's documentation shows; it is read as `activities = [game]`.
+export const PRESENCE_KEYS = { since: true, activities: [ACTIVITY_KEYS], game: ACTIVITY_KEYS, status: true, afk: true } as const
 
 export const FILE_KEYS = {
   token: true,
