@@ -192,3 +192,18 @@ export const makeEnvelopeReader = (onMismatch: () => void) => {
     return full
   }
 }
+
+/**
+ * What the first bytes of a payload say about it (for logging one too large to keep): Discord
+ * writes t, s and op before d, so they are read from the text before the first `"d":`. Any of
+ * them may be missing; nothing here is trusted beyond a log line.
+ */
+export const peekEnvelope = (head: string): { op: number | undefined; t: string | undefined; s: number | undefined } => {
+  const d = head.indexOf('"d":')
+  const before = d === -1 ? head : head.slice(0, d)
+  const t = /"t"\s*:\s*"([A-Za-z0-9_]{1,64})"/.exec(before)?.[1]
+  const s = /"s"\s*:\s*(\d{1,16})\s*[,}]/.exec(before)?.[1]
+  const op = /"op"\s*:\s*(\d{1,4})\s*[,}]/.exec(before)?.[1]
+  const seq = s === undefined ? undefined : Number(s)
+  return { op: op === undefined ? undefined : Number(op), t, s: seq !== undefined && Number.isSafeInteger(seq) ? seq : undefined }
+}
