@@ -294,3 +294,68 @@ describe("caps on uncompressed and unfinished data", () => {
     expect(peekEnvelope(`{"t":"GUILD_CR`)).toEqual({ op: undefined, t: undefined, s: undefined })
   })
 })
+
+// RSS measured in a fresh Node process per case: in this one, memory freed by an earlier test is
+// reused by a later one, which would hide growth. The child builds the frames, then reports how
+// far RSS rose while the inflater took them.
+const INFLATER = new URL("../../src/Transport/Inflater.ts", import.meta.url).href
+
+const childScript = (kind: "zlib-stream" | "zstd-stream", forceAsync: boolean, bombMiB: number) => `
+import * as zlib from "node:zlib"
+const { makeInflater } = await import(${JSON.stringify(INFLATER)})
+const MiB = 1024 * 1024
+const kind = ${JSON.stringify(kind)}
+const stream = kind === "zlib-stream" ? zlib.createDeflate() : zlib.createZstdCompress()
+const flush = kind === "zlib-stream" ? zlib.constants.Z_SYNC_FLUSH : zlib.constants.ZSTD_e_flush
+const parts = []
+stream.on("data", (c) => parts.push(c))
+const frames = []
+const write = (d) => new Promise((r) => (stream.write(d) ? r() : stream.once("drain", r)))
+const cut = async () => { await new Promise((r) => stream.flush(flush, r)); frames.push(Buffer.concat(parts)); parts.length = 0 }
+await write('{"t":"GUILD_CREATE","s":2,"op":0,"d":{"bomb":"')
+const chunk = Buffer.alloc(MiB, "a")
+for (let i = 0; i < ${bombMiB}; i++) await write(chunk)
+await write('"}}')
+await cut()
+await write('{"t":"MESSAGE_CREATE","s":3,"op":0,"d":{}}')
+await cut()
+stream.close()
+globalThis.gc?.()
+await new Promise((r) => setTimeout(r, 100))
+const start = process.memoryUsage().rss
+let peak = start
+const sample = () => { peak = Math.max(peak, process.memoryUsage().rss) }
+const seqs = []
+let dropped = 0
+const inflater = makeInflater(kind, { onPayload: (t) => { sample(); seqs.push(t.length > 1000 ? "huge" : JSON.parse(t).s) }, onError: (e) => { throw e }, onOversized: () => dropped++ }, ${forceAsync})
+for (const f of frames) { inflater.push(f); sample() }
+const timer = setInterval(sample, 5)
+while (seqs.length + dropped < 2) await new Promise((r) => setTimeout(r, 10))
+clearInterval(timer)
+sample()
+console.log(JSON.stringify({ growthMiB: (peak - start) / MiB, seqs, dropped }))
+`
+
+const runChild = async (script: string): Promise<{ growthMiB: number; seqs: Array<number | string>; dropped: number }> => {
+  const { execFile } = await import("node:child_process")
+  const stdout = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], { maxBuffer: 1024 * 1024, timeout: 120_000 }, (error, out, err) =>
+      error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out))
+  )
+  return JSON.parse(stdout.trim().split("\n").at(-1)!)
+}
+
+describe.each([
+  ["zlib-stream", false],
+  ["zlib-stream", true],
+  ["zstd-stream", false],
+  ["zstd-stream", true]
+] as Array<["zlib-stream" | "zstd-stream", boolean]>)("memory in a fresh process, %s (async fallback: %s)", (kind, forceAsync) => {
+  it("a 300 MiB bomb raises RSS by less than 100 MiB, with the default caps", async () => {
+    const result = await runChild(childScript(kind, forceAsync, 300))
+    console.log(`fresh process, ${kind}${forceAsync ? " (async)" : ""}: 300 MiB bomb; RSS grew ${result.growthMiB.toFixed(1)} MiB`)
+    expect(result.seqs).toEqual([3])
+    expect(result.dropped).toBe(1)
+    expect(result.growthMiB).toBeLessThan(100)
+  }, 150_000)
+})
