@@ -23,7 +23,10 @@ const redisClient = RedisClient.layer.pipe(
     Layer.effect(RedisClient, Effect.fail(new BrokerError({ broker: "redis", reason: error.message, cause: error }))))
 )
 
-const brokerParts = (config: GatewayConfig) => {
+const brokerParts = (config: GatewayConfig): {
+  readonly forwarder: Layer.Layer<CommandForwarder, BrokerError, AppConfig | ShardPlan | CommandStats>
+  readonly source: Layer.Layer<BrokerCommandSource, BrokerError, AppConfig | ShardPlan | CommandRouter>
+} => {
   switch (config.broker.type) {
     case "redis":
       return { forwarder: RedisForwarderLive.pipe(Layer.provide(redisClient)), source: RedisCommandSourceLive().pipe(Layer.provide(redisClient)) }
@@ -38,6 +41,7 @@ export const commandsLayer = (
   config: GatewayConfig
 ): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardCommands> => {
   const { forwarder, source } = brokerParts(config)
+  // The forwarder counts its refusals in the router's CommandStats (provided to both below).
   const router = CommandRouterLive.pipe(Layer.provide(forwarder), Layer.provideMerge(CommandStats.layer))
   return CommandSourcesLive.pipe(Layer.provide(source), Layer.provideMerge(router))
 }

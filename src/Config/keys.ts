@@ -28,7 +28,9 @@ export const FILE_KEYS = {
   shard_store: { type: true, prefix: true, path: true },
   // `url` is the original gateway's single-URL spelling, kept so old files still load.
   redis: { urls: true, url: true, pool_size: true },
-  amqp: { url: true }
+  amqp: { url: true },
+  // Hard caps on memory taken by what Discord sends (Config/limits.ts).
+  limits: { frame_size: true, payload_size: true, partial_size: true }
 } as const
 
 export const isTable = (value: unknown): value is Record<string, unknown> =>

@@ -11,6 +11,7 @@ import { events, namedIntents, rawIntents, shardIds } from "./discord.ts"
 import { type Env, envValue } from "./env.ts"
 import type { BrokerType, Compression, GatewayConfig, LogLevel, PayloadEncoding, ShardStoreType } from "./GatewayConfig.ts"
 import { FILE_KEYS, findUnknownKey, isTable } from "./keys.ts"
+import { byteSize, DEFAULT_LIMITS } from "./limits.ts"
 import { presence } from "./presence.ts"
 import { serviceUrl, token } from "./secrets.ts"
 import {
@@ -195,6 +196,13 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
     const logLevel: LogLevel = sources.args.logLevel ?? (yield* orDefault(get("log_level", "LOG_LEVEL"), (r) =>
       typeof r.value === "string" ? parseLogLevel(r.name, r.value) : fail(r, `expected one of trace, debug, info, warn, error`), "info" as LogLevel))
 
+    // [limits]: hard caps on memory taken by what Discord sends.
+    const limits = {
+      frameBytes: yield* orDefault(get("limits.frame_size", "LIMITS_FRAME_SIZE"), byteSize, DEFAULT_LIMITS.frameBytes),
+      payloadBytes: yield* orDefault(get("limits.payload_size", "LIMITS_PAYLOAD_SIZE"), byteSize, DEFAULT_LIMITS.payloadBytes),
+      partialBytes: yield* orDefault(get("limits.partial_size", "LIMITS_PARTIAL_SIZE"), byteSize, DEFAULT_LIMITS.partialBytes)
+    }
+
     const config: GatewayConfig = {
       token: botToken,
       events: eventSet,
@@ -211,7 +219,8 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
       amqp,
       shutdownTimeoutMs,
       checkpointIntervalMs,
-      logLevel
+      logLevel,
+      limits
     }
     return { config, warnings }
   })

@@ -18,7 +18,8 @@ export const routerLayer = (options: {
   readonly shardIds: ReadonlyArray<number>
   readonly shardCount: number
   readonly submit: (shard: number, payload: string) => Effect.Effect<void>
-  readonly forwarder?: Layer.Layer<CommandForwarder>
+  /** May use the router's CommandStats (the Redis forwarder counts its refusals there). */
+  readonly forwarder?: Layer.Layer<CommandForwarder, never, CommandStats>
 }) => {
   const plan = Layer.succeed(ShardPlan, {
     url: "ws://unused",
