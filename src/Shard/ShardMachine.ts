@@ -50,7 +50,11 @@ export type Action =
   | { readonly _tag: "Established"; readonly how: "ready" | "resumed"; readonly session: Session; readonly seq: number }
   | { readonly _tag: "HeartbeatAcked" }
   /** Something odd but survivable: logged and counted under `metric`. */
-  | { readonly _tag: "Warn"; readonly metric: "heartbeat_interval" | "sequence_backwards" | "sequence_gap"; readonly message: string }
+  | {
+    readonly _tag: "Warn"
+    readonly metric: "heartbeat_interval" | "sequence_backwards" | "sequence_gap" | "payload_dropped"
+    readonly message: string
+  }
   /** The session is gone for good: forget it in the store. */
   | { readonly _tag: "ForgetSession" }
   | { readonly _tag: "End"; readonly ending: Ending }
@@ -67,6 +71,8 @@ export type Input =
   | { readonly _tag: "Ready"; readonly sessionId: unknown; readonly resumeUrl: unknown; readonly seq: number }
   /** Any other dispatch (RESUMED included), by name and sequence number. */
   | { readonly _tag: "Dispatch"; readonly t: string; readonly seq: number }
+  /** A payload too large to keep was discarded while read; what its first bytes said of it. */
+  | { readonly _tag: "Dropped"; readonly bytes: number; readonly limit: number; readonly t: string | undefined; readonly seq: number | undefined }
   | { readonly _tag: "IdentifyGranted" }
   /** Heartbeat timer. `heard`: any frame arrived since the last beat; `paused`: we stopped reading. */
   | { readonly _tag: "HeartbeatDue"; readonly heard: boolean; readonly paused: boolean }
@@ -205,6 +211,19 @@ export const makeShardMachine = (options: MachineOptions) => {
       }
       case "Dispatch":
         return dispatch(state, input.t, input.seq)
+      case "Dropped": {
+        const what = `${input.t ?? "a payload"}${input.seq === undefined ? "" : ` (seq ${input.seq})`}`
+        const warn: Action = {
+          _tag: "Warn",
+          metric: "payload_dropped",
+          message: `dropped ${what} of ${input.bytes} bytes: over limits.payload_size (${input.limit} bytes)`
+        }
+        // The sequence moves past it (a RESUME would only replay it); nothing is forwarded.
+        if (input.seq === undefined || input.t === undefined || state.session === undefined || !isSequence(input.seq) || input.seq <= state.seq) {
+          return { state, actions: [warn] }
+        }
+        return { state: { ...state, seq: input.seq }, actions: [warn, { _tag: "Skip", seq: input.seq }] }
+      }
       case "Closed":
         return end(state, Endings.closed(input.code, input.reason))
       case "Undecodable":

@@ -11,11 +11,12 @@ import { Outbox } from "../Broker/Outbox.ts"
 import { closeAction } from "../Discord/CloseCodes.ts"
 import { privilegedIntentNames } from "../Discord/Intents.ts"
 import { Op } from "../Discord/Opcodes.ts"
-import { makeEnvelopeReader } from "../Discord/PayloadScanner.ts"
+import { makeEnvelopeReader, sequenceProblem } from "../Discord/PayloadScanner.ts"
 import { IdentifyLimiter } from "../RateLimiter/IdentifyLimiter.ts"
 import { SendWindow } from "../RateLimiter/SendWindow.ts"
 import { Checkpointer } from "../ShardStore/Checkpointer.ts"
 import { ShardStore } from "../ShardStore/ShardStore.ts"
+import type { DroppedPayload } from "../Transport/Inflater.ts"
 import { type Connection, ConnectError, Transport } from "../Transport/Transport.ts"
 import { GatewayStats } from "../Observability/GatewayStats.ts"
 import { type LeaseCell, ShardLeases } from "../Cluster/ShardLeases.ts"
@@ -262,7 +263,10 @@ export const ShardSessionLive = Layer.effect(
             case Op.InvalidSession:
               return apply({ _tag: "InvalidSession", resumable: payload.d === true })
             case Op.Dispatch: {
-              if (typeof payload.t !== "string" || typeof payload.s !== "number") return
+              if (typeof payload.t !== "string" || payload.s === null || payload.s === undefined) return
+              const problem = sequenceProblem(payload.s)
+              if (problem !== undefined) return apply({ _tag: "Undecodable", layer: "payload", detail: `Discord sent ${payload.t} with a bad sequence number: ${problem}` })
+              if (typeof payload.s !== "number") return
               received.add(payload.t)
               dText = JSON.stringify(payload.d ?? null)
               dStart = 0
@@ -283,6 +287,9 @@ export const ShardSessionLive = Layer.effect(
           if (!reading) return
           heard = true
           const env = readEnvelope(text)
+          if (env !== undefined && env.undecodable !== undefined) {
+            return apply({ _tag: "Undecodable", layer: "payload", detail: `Discord sent a payload with a bad sequence number: ${env.undecodable}` })
+          }
           if (env === undefined || env.op !== Op.Dispatch || env.t === null || env.s === null || env.dStart < 0 || env.t === "READY") {
             return handleParsed(text)
           }
@@ -308,7 +315,13 @@ export const ShardSessionLive = Layer.effect(
         const shown = url.split("?")[0] ?? url
         const opened = yield* transport.connect(url, {
           onPayload,
-          onUndecodable: guarded((detail: string) => apply({ _tag: "Undecodable", layer: "compression", detail })),
+          onDropped: guarded((dropped: DroppedPayload) => {
+            heard = true
+            apply({ _tag: "Dropped", bytes: dropped.bytes, limit: dropped.limit, t: dropped.t, seq: dropped.s })
+          }),
+          onUndecodable: guarded((detail: string, resumable: boolean) =>
+            apply(resumable ? { _tag: "Undecodable", layer: "compression", detail } : { _tag: "Oversized", detail })
+          ),
           onClose: guarded((code: number, reason: string) => apply({ _tag: "Closed", code, reason }))
         }, { openTimeoutMs: OPEN_TIMEOUT_MS }).pipe(
           Effect.timeoutOrElse({

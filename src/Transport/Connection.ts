@@ -14,6 +14,8 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{ readonly ur
 export interface ConnectionHandlers {
   readonly onFrame: (frame: Buffer) => void
   readonly onClose: (code: number, reason: string) => void
+  /** A message over `maxPayload` arrived: ws closes the socket (1009) right after. */
+  readonly onFrameTooLarge?: () => void
 }
 
 export interface Connection {
@@ -58,8 +60,11 @@ export const openConnection = (url: string, handlers: ConnectionHandlers, option
       })
       ws.on("message", (data) => handlers.onFrame(data as Buffer))
       ws.once("close", (code, reason) => handlers.onClose(code, reason.toString()))
-      // After open, errors are followed by a close event, which is what the session acts on.
-      ws.on("error", () => {})
+      // After open, errors are followed by a close event, which is what the session acts on; a
+      // message over maxPayload is told apart first (the close it causes reads as 1006 here).
+      ws.on("error", (error: Error & { code?: string }) => {
+        if (error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") handlers.onFrameTooLarge?.()
+      })
       return Effect.sync(() => ws.terminate())
     })),
     (ws) =>

@@ -5,7 +5,7 @@ import { Context, Effect, Layer, type Scope } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { USER_AGENT } from "../Discord/UserAgent.ts"
 import { type Connection, type ConnectError, openConnection } from "./Connection.ts"
-import { InflateError, makeInflater } from "./Inflater.ts"
+import { type DroppedPayload, InflateError, makeInflater } from "./Inflater.ts"
 
 export type { Connection } from "./Connection.ts"
 export { ConnectError } from "./Connection.ts"
@@ -13,8 +13,13 @@ export { ConnectError } from "./Connection.ts"
 export interface TransportHandlers {
   /** One complete, decompressed payload (JSON text). Called synchronously; must not throw. */
   readonly onPayload: (text: string) => void
-  /** The byte stream cannot be decoded (corrupt compression): the connection is useless. */
-  readonly onUndecodable: (detail: string) => void
+  /** A payload over limits.payload_size, discarded as it was inflated; the stream goes on. */
+  readonly onDropped: (payload: DroppedPayload) => void
+  /**
+   * The byte stream cannot be decoded: corrupt compression (`resumable`: a RESUME gets clean data),
+   * or a frame or unfinished message over its cap (not resumable: a RESUME would replay it).
+   */
+  readonly onUndecodable: (detail: string, resumable: boolean) => void
   /** The websocket closed (1006 when the TCP connection dropped without a close frame). */
   readonly onClose: (code: number, reason: string) => void
 }
@@ -38,19 +43,27 @@ export const TransportLive = Layer.effect(
         Effect.gen(function*() {
           const inflater = makeInflater(config.compress, {
             onPayload: handlers.onPayload,
-            onError: (error) => handlers.onUndecodable(error.message)
-          })
+            onOversized: handlers.onDropped,
+            onError: (error) => handlers.onUndecodable(error.message, error.resumable)
+          }, false, { maxPayloadBytes: config.limits.payloadBytes, maxPendingBytes: config.limits.partialBytes })
           yield* Effect.addFinalizer(() => Effect.sync(() => inflater.close()))
           const onFrame = (frame: Buffer) => {
             try {
               inflater.push(frame)
             } catch (error) {
-              handlers.onUndecodable(error instanceof InflateError ? error.message : `frame handling failed: ${String(error)}`)
+              if (error instanceof InflateError) handlers.onUndecodable(error.message, error.resumable)
+              else handlers.onUndecodable(`frame handling failed: ${String(error)}`, true)
             }
           }
-          return yield* openConnection(url, { onFrame, onClose: handlers.onClose }, {
+          const onFrameTooLarge = () =>
+            handlers.onUndecodable(
+              `Discord sent a websocket message over limits.frame_size (${config.limits.frameBytes} bytes); starting a new session`,
+              false
+            )
+          return yield* openConnection(url, { onFrame, onClose: handlers.onClose, onFrameTooLarge }, {
             openTimeoutMs: options.openTimeoutMs,
-            headers: { "User-Agent": USER_AGENT }
+            headers: { "User-Agent": USER_AGENT },
+            maxPayload: config.limits.frameBytes
           })
         })
     })
