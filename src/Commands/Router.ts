@@ -7,14 +7,15 @@
 // from the broker's shared SEND stream/queue are instead forwarded to the inbox of every target
 // shard, this process's own included: a shard's backlog then waits in the broker, where it is
 // durable, and each inbox is acknowledged only once its payload was written to Discord.
-import { Context, Effect, Layer, Semaphore } from "effect"
+import { Context, Effect, Layer, Random, Semaphore } from "effect"
 import { ShardPlan } from "../Shard/ShardPlan.ts"
 import { type CommandJob, ShardCommands } from "../Shard/ShardCommands.ts"
 import { type Command, decodeCommand, decodeEnvelope } from "./Command.ts"
 import { CommandStats } from "./CommandStats.ts"
 import { excerpt } from "./excerpt.ts"
 import { CommandForwarder } from "./Forwarder.ts"
-import { outageLog, retryDelayMs } from "../Resilience/OutageLog.ts"
+import { backoffDelayMs, Backoffs } from "../Resilience/Backoff.ts"
+import { outageLog } from "../Resilience/OutageLog.ts"
 import { type Refusal, refusal } from "./Refusal.ts"
 import { commandParts, type Part } from "./Targets.ts"
 
@@ -110,7 +111,7 @@ export const CommandRouterLive = Layer.effect(
             return true
           }
           yield* outage.failed(result.failure.reason)
-          yield* Effect.sleep(retryDelayMs(attempt))
+          yield* Effect.sleep(backoffDelayMs(Backoffs.brokerOutage, attempt, yield* Random.next))
         }
       })
 
