@@ -373,3 +373,18 @@ describe("leases, in-process", () => {
       expect(h.discord.resumes.length).toBe(1)
     }))
 })
+
+describe("what the operator reads, in-process", () => {
+  it.effect("a close repeated on every attempt is logged once, then with its count, not once per attempt; the server's reason is shown as given", () =>
+    Effect.gen(function*() {
+      const h = yield* makeHarness()
+      h.discord.closeOnConnect = { code: 4002, reason: "Missing User-Agent" }
+      yield* h.until(() => h.discord.peers.length >= 12, "12 refused connections", 1_200_000, 500)
+      // Twelve endings, two warnings (the first, and the tenth with its count); the rest at debug.
+      const warnings = h.logs.filter((l) => l.message.startsWith("connection ended") && l.level === "Warn")
+      expect(warnings.length).toBe(2)
+      expect(warnings[0]!.message).toContain('4002 "Missing User-Agent": decode error')
+      expect(warnings[0]!.message).not.toContain("gateway bug")
+      expect(warnings[1]!.message).toContain("(10 times in a row)")
+    }))
+})

@@ -77,6 +77,8 @@ export class MemoryDiscord {
   readonly unreachable = new Set<string>()
   /** Connects that never complete (a server that drips its upgrade reply). */
   hang = false
+  /** Every new connection is closed with this at once (a server refusing the client). */
+  closeOnConnect: { readonly code: number; readonly reason: string } | undefined
   heartbeatIntervalMs: number
   ack: boolean
   hello: boolean
@@ -122,8 +124,10 @@ export class MemoryDiscord {
   )
 
   private connectionOf(peer: MemoryPeer): Connection {
+    const refuse = this.closeOnConnect
+    if (refuse !== undefined) queueMicrotask(() => peer.close(refuse.code, refuse.reason))
     // HELLO right after the upgrade, as Discord does (from a microtask: the client is still wiring up).
-    if (this.hello) queueMicrotask(() => peer.deliver({ op: 10, d: { heartbeat_interval: this.heartbeatIntervalMs } }))
+    else if (this.hello) queueMicrotask(() => peer.deliver({ op: 10, d: { heartbeat_interval: this.heartbeatIntervalMs } }))
     return {
       send: (text) => {
         if (!peer.open) return false

@@ -2,7 +2,7 @@
 // real outbox, identify limiter and checkpointer, on the test clock. A test forks shards, moves
 // time with `until`/`advance`, and reads what Discord saw and what reached the outbox.
 import { tmpdir } from "node:os"
-import { Context, Duration, Effect, type Fiber, Layer } from "effect"
+import { Context, Duration, Effect, type Fiber, Layer, Logger } from "effect"
 import { TestClock } from "effect/testing"
 import { AppConfig } from "../../src/Config/AppConfig.ts"
 import { loadConfig } from "../../src/Config/load.ts"
@@ -93,9 +93,17 @@ export const makeHarness = (options: HarnessOptions = {}) =>
     })
     if (options.drain !== false) yield* Effect.forkScoped(drain)
 
+    // What the shards log, for tests that check what an operator would read.
+    const logs: Array<{ readonly level: string; readonly message: string }> = []
+    const capture = Logger.layer([
+      Logger.make((entry) => {
+        const message = Array.isArray(entry.message) ? entry.message.map(String).join(" ") : String(entry.message)
+        logs.push({ level: entry.logLevel, message })
+      })
+    ])
     const fibers = new Map<number, Fiber.Fiber<never, unknown>>()
-    if (options.sharder) fibers.set(-1, yield* Effect.forkScoped(Context.get(context, Sharder).run))
-    else for (const id of shardIds) fibers.set(id, yield* Effect.forkScoped(session.run(id)))
+    if (options.sharder) fibers.set(-1, yield* Effect.forkScoped(Context.get(context, Sharder).run.pipe(Effect.provide(capture))))
+    else for (const id of shardIds) fibers.set(id, yield* Effect.forkScoped(session.run(id).pipe(Effect.provide(capture))))
 
     /** Moves the test clock in small steps until `ready` holds (fails after `maxMs`). */
     const until = (ready: () => boolean, what: string, maxMs = 120_000, stepMs = 50) =>
@@ -114,7 +122,7 @@ export const makeHarness = (options: HarnessOptions = {}) =>
     const markers = (shard?: number) =>
       delivered.filter((e) => e.t === "MESSAGE_CREATE" && (shard === undefined || e.shard === shard)).map((e) => (JSON.parse(e.data) as { m: string }).m)
 
-    return { discord, store, session, outbox, commands, status, delivered, events, markers, fibers, until, advance, drain, config }
+    return { logs, discord, store, session, outbox, commands, status, delivered, events, markers, fibers, until, advance, drain, config }
   })
 
 export type Harness = Effect.Success<ReturnType<typeof makeHarness>>
