@@ -10,6 +10,7 @@ import { AmqpCommandLinkLive } from "./AmqpCommandLink.ts"
 import { AmqpCommandSourceLive } from "./AmqpCommandSource.ts"
 import { AmqpForwarderLive } from "./AmqpForwarder.ts"
 import { BrokerCommandSource } from "./CommandSource.ts"
+import type { Readiness } from "../Resilience/Readiness.ts"
 import { CommandSources, CommandSourcesLive } from "./CommandSources.ts"
 import { CommandStats } from "./CommandStats.ts"
 import { CommandForwarder } from "./Forwarder.ts"
@@ -36,7 +37,7 @@ const brokerParts = (config: GatewayConfig) => {
 
 export const commandsLayer = (
   config: GatewayConfig
-): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardSession> => {
+): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardSession | Readiness> => {
   const { forwarder, source } = brokerParts(config)
   const router = CommandRouterLive.pipe(Layer.provide(forwarder), Layer.provideMerge(CommandStats.layer))
   return CommandSourcesLive.pipe(Layer.provide(source), Layer.provideMerge(router))

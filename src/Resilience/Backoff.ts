@@ -33,6 +33,8 @@ export const Backoffs = {
   brokerOutage: { baseMs: 100, capMs: 5_000 },
   /** Redialling Redis or RabbitMQ. */
   redial: { baseMs: 100, capMs: 5_000 },
+  /** Restarting a supervised worker (publisher, checkpointer, command source, shard) after a defect. */
+  restart: { baseMs: 1_000, capMs: 30_000 },
   /** `/gateway/bot` on 5xx and network errors. */
   rest: { baseMs: 500, capMs: 30_000 }
 } as const satisfies Record<string, BackoffPolicy>

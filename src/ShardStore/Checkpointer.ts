@@ -13,6 +13,8 @@ export class Checkpointer extends Context.Service<Checkpointer, {
   readonly forget: (shard: number) => Effect.Effect<void>
   /** Writes every checkpoint that moved. */
   readonly flush: Effect.Effect<void>
+  /** Flushes every checkpoint interval until interrupted (the gateway runs it supervised). */
+  readonly run: Effect.Effect<never>
 }>()("gateway/Checkpointer") {}
 
 const recordOf = (cursor: SessionCursor): SessionRecord => ({
@@ -50,8 +52,7 @@ export const CheckpointerLive = Layer.effect(
       )
     })
 
-    yield* Effect.forkScoped(Effect.repeat(flush, Schedule.spaced(config.checkpointIntervalMs)))
-    // The last checkpoints of a graceful shutdown.
+    // The last checkpoints of a graceful shutdown (and of a failed start).
     yield* Effect.addFinalizer(() => flush)
 
     return Checkpointer.of({
@@ -71,7 +72,8 @@ export const CheckpointerLive = Layer.effect(
           live.delete(shard)
           yield* store.clear(shard).pipe(Effect.catch((error) => Effect.logWarning(error.message)))
         }),
-      flush
+      flush,
+      run: Effect.andThen(Effect.repeat(flush, Schedule.spaced(config.checkpointIntervalMs)), Effect.never)
     })
   })
 )
