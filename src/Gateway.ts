@@ -7,7 +7,7 @@ import { AppConfig } from "./Config/AppConfig.ts"
 import { Outbox } from "./Broker/Outbox.ts"
 import { CommandSources } from "./Commands/CommandSources.ts"
 import { runEventPath } from "./EventPath.ts"
-import { supervise } from "./Resilience/Supervisor.ts"
+import { Supervision, supervised } from "./Resilience/Supervisor.ts"
 import { Checkpointer } from "./ShardStore/Checkpointer.ts"
 import { Sharder } from "./Shard/Sharder.ts"
 import { ShardSession } from "./Shard/ShardSession.ts"
@@ -22,22 +22,17 @@ export const runGateway = (stop: Deferred.Deferred<string>, started: Deferred.De
     const outbox = yield* Outbox
     const status = yield* ShardStatus
     const commands = yield* CommandSources
+    const supervision = yield* Supervision
 
-    const publisher = yield* Effect.forkScoped(supervise(runEventPath, { name: "publisher" }))
-    const checkpoints = yield* Effect.forkScoped(supervise(checkpointer.run, { name: "checkpointer" }))
+    const publisher = yield* Effect.forkScoped(supervised(runEventPath, { name: "publisher" }))
+    const checkpoints = yield* Effect.forkScoped(supervised(checkpointer.run, { name: "checkpointer" }))
     const shards = yield* Effect.forkScoped(sharder.run)
     // Commands wait in their shard's queue until it is READY, so reading them can start now.
     yield* commands.start
     yield* Deferred.succeed(started, undefined)
     // A supervised worker that gave up fails the run here (after /healthz turned 503): there is
     // no graceful shutdown without it, so the scope closes and the process exits non-zero.
-    const signal = yield* Effect.raceAllFirst([
-      Fiber.join(shards),
-      Deferred.await(stop),
-      Effect.andThen(Fiber.join(publisher), Effect.never),
-      Fiber.join(checkpoints),
-      commands.broken
-    ])
+    const signal = yield* Effect.raceAllFirst([Fiber.join(shards), Deferred.await(stop), Deferred.await(supervision.broken)])
 
     yield* Effect.logInfo(`${signal}: shutting down`)
     status.markStopping()

@@ -1,9 +1,9 @@
 // Starts and stops every command source: stdin always, plus the broker's (Redis or AMQP). Each
 // source runs supervised: one that dies of a defect is logged and restarted with backoff; one
-// that keeps dying is reported broken (/healthz fails) and `broken` fails, stopping the gateway.
-import { Context, Deferred, Effect, FiberSet, Layer } from "effect"
+// that keeps dying is reported broken (/healthz fails) and stops the gateway (Supervision).
+import { Context, Effect, FiberSet, Layer } from "effect"
 import type { Readiness } from "../Resilience/Readiness.ts"
-import { supervise, type WorkerBroken } from "../Resilience/Supervisor.ts"
+import { type Supervision, supervised } from "../Resilience/Supervisor.ts"
 import { BrokerCommandSource, type CommandSource } from "./CommandSource.ts"
 import { makeStdinSource } from "./StdinSource.ts"
 import type { CommandRouter } from "./Router.ts"
@@ -13,20 +13,14 @@ export class CommandSources extends Context.Service<CommandSources, {
   readonly start: Effect.Effect<void>
   /** Stops reading new commands; those already taken are still sent while the shards run. */
   readonly stop: Effect.Effect<void>
-  /** Fails when a source could not be kept running; never succeeds. */
-  readonly broken: Effect.Effect<never, WorkerBroken>
 }>()("gateway/CommandSources") {}
 
 export const makeCommandSources = (sources: ReadonlyArray<CommandSource>) =>
   Effect.gen(function*() {
-    const context = yield* Effect.context<Readiness>()
+    const context = yield* Effect.context<Readiness | Supervision>()
     const fibers = yield* FiberSet.make<void, never>()
-    const broken = yield* Deferred.make<never, WorkerBroken>()
     const run = (source: CommandSource) =>
-      supervise(source.run, { name: `command source ${source.name}` }).pipe(
-        Effect.catchTag("WorkerBroken", (error) => Effect.asVoid(Deferred.fail(broken, error))),
-        Effect.provideContext(context)
-      )
+      supervised(source.run, { name: `command source ${source.name}` }).pipe(Effect.provideContext(context))
     let started = false
     return CommandSources.of({
       start: Effect.suspend(() => {
@@ -34,12 +28,11 @@ export const makeCommandSources = (sources: ReadonlyArray<CommandSource>) =>
         started = true
         return Effect.forEach(sources, (source) => FiberSet.run(fibers, run(source)), { discard: true })
       }),
-      stop: FiberSet.clear(fibers),
-      broken: Deferred.await(broken)
+      stop: FiberSet.clear(fibers)
     })
   })
 
-export const CommandSourcesLive: Layer.Layer<CommandSources, never, CommandRouter | BrokerCommandSource | Readiness> = Layer.effect(
+export const CommandSourcesLive: Layer.Layer<CommandSources, never, CommandRouter | BrokerCommandSource | Readiness | Supervision> = Layer.effect(
   CommandSources,
   Effect.gen(function*() {
     const broker = yield* BrokerCommandSource

@@ -11,6 +11,7 @@ import { AmqpCommandSourceLive } from "./AmqpCommandSource.ts"
 import { AmqpForwarderLive } from "./AmqpForwarder.ts"
 import { BrokerCommandSource } from "./CommandSource.ts"
 import type { Readiness } from "../Resilience/Readiness.ts"
+import type { Supervision } from "../Resilience/Supervisor.ts"
 import { CommandSources, CommandSourcesLive } from "./CommandSources.ts"
 import { CommandStats } from "./CommandStats.ts"
 import { CommandForwarder } from "./Forwarder.ts"
@@ -37,7 +38,7 @@ const brokerParts = (config: GatewayConfig) => {
 
 export const commandsLayer = (
   config: GatewayConfig
-): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardSession | Readiness> => {
+): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardSession | Readiness | Supervision> => {
   const { forwarder, source } = brokerParts(config)
   const router = CommandRouterLive.pipe(Layer.provide(forwarder), Layer.provideMerge(CommandStats.layer))
   return CommandSourcesLive.pipe(Layer.provide(source), Layer.provideMerge(router))

@@ -4,7 +4,7 @@
 // the supervisor then fails with WorkerBroken so the process exits non-zero instead of running on
 // without it. Typed failures and interruption are not defects: they pass through untouched (a
 // fatal Discord close code must stop the process, not be retried).
-import { Cause, Clock, Data, Duration, Effect, Exit, Random } from "effect"
+import { Cause, Clock, Context, Data, Deferred, Duration, Effect, Exit, Layer, Random } from "effect"
 import { type BackoffPolicy, Backoffs, backoffDelayMs } from "./Backoff.ts"
 import { errorText } from "./OutageLog.ts"
 import { Readiness } from "./Readiness.ts"
@@ -75,3 +75,38 @@ export const supervise = <A, E, R>(
       yield* Effect.sleep(Duration.millis(delayMs))
     }
   })
+
+/**
+ * The process's one "a worker could not be kept running" signal. Workers forked where nobody
+ * joins them (in a layer, in a FiberSet) report there; the gateway's run waits on it and fails
+ * with it, so the process exits non-zero.
+ */
+export class Supervision extends Context.Service<Supervision, {
+  readonly broken: Deferred.Deferred<never, WorkerBroken>
+}>()("gateway/Supervision") {
+  static readonly layer = Layer.effect(Supervision, Effect.map(Deferred.make<never, WorkerBroken>(), (broken) => ({ broken })))
+}
+
+/**
+ * `supervise` for a fiber nobody joins: the worker's result is dropped, and giving up fails
+ * `Supervision.broken` (after Readiness.broken) instead of this effect. Other failures still
+ * end the fiber as they are (a worker with typed errors should handle them itself).
+ */
+export const supervised = <A, E, R>(
+  worker: Effect.Effect<A, E, R>,
+  options: SuperviseOptions
+): Effect.Effect<void, Exclude<E, WorkerBroken>, R | Readiness | Supervision> =>
+  Effect.gen(function*() {
+    const { broken } = yield* Supervision
+    yield* supervise(worker, options).pipe(
+      Effect.asVoid,
+      Effect.catchIf(
+        (error): error is WorkerBroken => error instanceof WorkerBroken,
+        (error) => Effect.asVoid(Deferred.fail(broken, error))
+      )
+    ) as Effect.Effect<void, Exclude<E, WorkerBroken>, R | Readiness>
+  })
+
+/** `supervised`, forked into the current scope (a drop-in for `Effect.forkScoped(loop)`). */
+export const forkSupervised = <A, E, R>(worker: Effect.Effect<A, E, R>, options: SuperviseOptions) =>
+  Effect.forkScoped(supervised(worker, options))

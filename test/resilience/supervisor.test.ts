@@ -1,9 +1,11 @@
 // The supervisor: a worker that dies of a defect is restarted (and the cause logged); one that
 // keeps dying makes /healthz fail and the supervisor fail; typed failures are not retried.
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import { makeCommandSources } from "../../src/Commands/CommandSources.ts"
 import { Readiness, makeReadiness } from "../../src/Resilience/Readiness.ts"
-import { supervise } from "../../src/Resilience/Supervisor.ts"
+import { Supervision, supervise } from "../../src/Resilience/Supervisor.ts"
 import { collectLogs } from "../support/logs.ts"
 
 /** Restarts after 1 ms: the tests count restarts, they do not wait for them. */
@@ -73,5 +75,29 @@ describe("supervise", () => {
       yield* supervise(worker, { name: "flaky", maxRestarts: 1, windowMs: 0, backoff: fast }).pipe(Effect.provide(layer))
       assert.strictEqual(runs, 11)
       assert.deepStrictEqual(readiness.brokenParts(), [])
+    }))
+})
+
+describe("supervised command sources", () => {
+  it.effect("a source that keeps dying is restarted with backoff, then stops the gateway through Supervision", () =>
+    Effect.gen(function*() {
+      const readiness = makeReadiness()
+      const logs = collectLogs()
+      let runs = 0
+      const source = { name: "redis", run: Effect.suspend(() => (runs++, Effect.die(new Error("reader defect")))) }
+      const { supervision, error } = yield* Effect.gen(function*() {
+        const supervision = yield* Supervision
+        const sources = yield* makeCommandSources([source])
+        yield* sources.start
+        const waiting = yield* Effect.forkChild(Effect.flip(Deferred.await(supervision.broken)))
+        // Default policy: restarts after ~1, 2, 4, 8, 16 s; the sixth death within 60 s is final.
+        for (let second = 0; second < 120 && !Deferred.isDoneUnsafe(supervision.broken); second++) yield* TestClock.adjust("1 second")
+        return { supervision, error: yield* Fiber.join(waiting) }
+      }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(Layer.succeed(Readiness, readiness), Supervision.layer, logs.layer)))
+      assert.isTrue(Deferred.isDoneUnsafe(supervision.broken))
+      assert.strictEqual(error._tag, "WorkerBroken")
+      assert.strictEqual(runs, 6)
+      assert.match(readiness.brokenParts()[0]!, /^command source redis: command source redis died 6 times within 60s .*reader defect/)
+      assert.strictEqual(logs.lines.filter((l) => l.startsWith("Error: command source redis died (reader defect); restarting it")).length, 5)
     }))
 })
