@@ -9,8 +9,9 @@ import { Broker, BrokerError, publishAttempt } from "./Broker.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
 import { encodeDataMsgpack } from "./Encoding.ts"
 import { type AmqpLink, makeAmqpLink } from "./AmqpLink.ts"
+import { errorText as message } from "../Resilience/OutageLog.ts"
 
-/** A batch not confirmed by then is a failure (the Publisher retries it). */
+/** A batch not confirmed by then is a failure (the event path retries it). */
 export const PUBLISH_TIMEOUT_MS = 15_000
 
 export interface AmqpBrokerOptions {
@@ -27,7 +28,6 @@ export interface AmqpBrokerOptions {
 export const queueName = (group: string, event: string): string => `${group}:${event}`
 
 const fail = (reason: string, cause?: unknown) => new BrokerError({ broker: "amqp", reason, cause })
-const message = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
 
 /** RabbitMQ refuses to redeclare an exchange or queue with other settings; say what to do. */
 const explainDeclareError = (error: unknown, group: string): Error => {

@@ -12,7 +12,7 @@ import { encodeDataMsgpack } from "./Encoding.ts"
 
 /** Length cap per stream when messages never expire (message_timeout = 0), trimmed approximately. */
 export const DEFAULT_STREAM_MAX_LENGTH = 100_000
-/** A batch without a complete answer by then is a failure (the Publisher retries it). */
+/** A batch without a complete answer by then is a failure (the event path retries it). */
 export const PUBLISH_TIMEOUT_MS = 15_000
 
 export interface RedisBrokerOptions {
