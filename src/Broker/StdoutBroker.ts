@@ -4,7 +4,8 @@ import { Effect, Layer } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { Broker, BrokerError } from "./Broker.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
-import { encodeEventMsgpack } from "./Encoding.ts"
+import type { PayloadEncoding } from "../Config/GatewayConfig.ts"
+import { encodeEvent } from "./Encoding.ts"
 
 /** `{"event":"T","data":D}` built from the raw `d` text, so the event is never re-serialised. */
 export const jsonLine = (e: DispatchEvent): string => `{"event":"${e.t}","data":${e.data}}\n`
@@ -16,7 +17,7 @@ const write = (output: NodeJS.WritableStream, chunk: string | Uint8Array) =>
     })
   })
 
-export const makeStdoutBroker = (output: NodeJS.WritableStream, encoding: "json" | "msgpack") => {
+export const makeStdoutBroker = (output: NodeJS.WritableStream, encoding: PayloadEncoding) => {
   let open = true
   output.on("error", () => {
     open = false
@@ -25,9 +26,9 @@ export const makeStdoutBroker = (output: NodeJS.WritableStream, encoding: "json"
     name: "stdout",
     connected: () => open,
     publish: (batch) => {
-      if (encoding === "msgpack") {
+      if (encoding !== "json") {
         // Length-free concatenation is a valid MessagePack stream: decoders read object after object.
-        const parts = batch.map(encodeEventMsgpack)
+        const parts = batch.map((e) => encodeEvent(encoding, e))
         return write(output, Buffer.concat(parts))
       }
       let text = ""

@@ -60,7 +60,7 @@ export class GatewayCounters {
   readonly identifies = new Map<number, number>()
   /** RESUME payloads sent, per shard. */
   readonly resumes = new Map<number, number>()
-  /** Connections ended (and redialled), per shard and short reason (see reconnectReason.ts). */
+  /** Connections ended (and redialled), per shard and short reason (see Shard/Ending.ts endingLabel). */
   readonly reconnects = new Map<number, Map<string, number>>()
   /** Heartbeat ACK round trips in seconds, per shard. */
   readonly heartbeats = new Map<number, Histogram>()
@@ -97,6 +97,13 @@ export class GatewayCounters {
       this.reconnects.set(shard, byReason)
     }
     bump(byReason, reason)
+  }
+
+  /** Shard fibers restarted after a defect, per shard. */
+  readonly shardRestarts = new Map<number, number>()
+
+  shardRestarted(shard: number): void {
+    bump(this.shardRestarts, shard)
   }
 
   heartbeatAcked(shard: number, latencyMs: number): void {

@@ -59,6 +59,8 @@ export const renderMetrics = (s: MetricsSources): string => {
   for (const shard of sortedNumbers(stats.reconnects)) {
     for (const [reason, n] of stats.reconnects.get(shard)!) out.sample("gateway_shard_reconnects_total", { shard, reason }, n)
   }
+  out.family("gateway_shard_restarts_total", "counter", "Shard fibers restarted after a defect (a bug: please report it with the logged cause).")
+  for (const shard of shardIds) out.sample("gateway_shard_restarts_total", { shard }, stats.shardRestarts.get(shard) ?? 0)
   out.family("gateway_identifies_total", "counter", "IDENTIFY payloads sent (each spends a session start).")
   for (const shard of shardIds) out.sample("gateway_identifies_total", { shard }, stats.identifies.get(shard) ?? 0)
   out.family("gateway_resumes_total", "counter", "RESUME payloads sent.")

@@ -30,6 +30,8 @@ export interface SuperviseOptions {
   readonly windowMs?: number
   /** Delay before restart n (n = restarts within the window). Default Backoffs.restart. */
   readonly backoff?: BackoffPolicy
+  /** Runs before each restart (a metric, say). */
+  readonly onRestart?: (cause: Cause.Cause<unknown>) => Effect.Effect<void>
 }
 
 /** A defect, and nothing that says someone meant it to stop (a typed failure, an interruption). */
@@ -72,6 +74,7 @@ export const supervise = <A, E, R>(
         `${options.name} died (${reason}); restarting it in ${delayMs} ms ` +
           `(restart ${restarts.length} of ${maxRestarts} allowed within ${windowMs / 1000}s): ${Cause.pretty(exit.cause)}`
       )
+      if (options.onRestart) yield* options.onRestart(exit.cause)
       yield* Effect.sleep(Duration.millis(delayMs))
     }
   })

@@ -5,7 +5,7 @@ import { CommandCounters } from "../../src/Commands/CommandStats.ts"
 import { escapeLabelValue, Exposition } from "../../src/Observability/Exposition.ts"
 import { GatewayCounters, Histogram } from "../../src/Observability/GatewayStats.ts"
 import { type MetricsSources, renderMetrics } from "../../src/Observability/MetricsText.ts"
-import { reconnectReason } from "../../src/Observability/reconnectReason.ts"
+import { endingLabel, Endings } from "../../src/Shard/Ending.ts"
 import type { ShardState } from "../../src/Shard/ShardStatus.ts"
 import { parseExposition, valueOf } from "./exposition.ts"
 
@@ -152,21 +152,21 @@ describe("Histogram and Exposition", () => {
   })
 })
 
-describe("reconnectReason", () => {
+describe("reconnect reason labels", () => {
   it.each([
-    ["Discord asked to reconnect (op 7)", "op7"],
-    ["session invalidated, resumable (op 9)", "op9_resumable"],
-    ["session invalidated (op 9)", "op9"],
-    ["zombie connection: no heartbeat ACK within 41250 ms", "zombie"],
-    ["Discord closed the connection (4000 test: unknown error)", "close_4000"],
-    ["Discord closed the connection (4009: session timed out)", "close_4009"],
-    ["Discord closed the connection (1006: connection lost)", "dropped"],
-    ["could not connect to ws://127.0.0.1:1/?v=10: connect ECONNREFUSED 127.0.0.1:1", "connect_error"],
-    ["no HELLO within 30s", "hello_timeout"],
-    ["corrupt compressed data: invalid block type", "decode_error"],
-    ["Discord sent a payload that is not JSON", "bad_payload"],
-    ["something new", "other"]
-  ])("%s -> %s", (reason, label) => {
-    expect(reconnectReason({ reason })).toBe(label)
+    [Endings.reconnectRequested, "op7"],
+    [Endings.invalidSession(true), "op9_resumable"],
+    [Endings.invalidSession(false), "op9"],
+    [Endings.zombie(41_250), "zombie"],
+    [Endings.closed(4000, "test"), "close_4000"],
+    [Endings.closed(4009, ""), "close_4009"],
+    [Endings.closed(1006, ""), "dropped"],
+    [Endings.connectFailed("ws://127.0.0.1:1/", "connect ECONNREFUSED 127.0.0.1:1"), "connect_error"],
+    [Endings.helloTimeout(30_000), "hello_timeout"],
+    [Endings.undecodable("compression", "corrupt compressed data: invalid block type"), "decode_error"],
+    [Endings.undecodable("payload", "Discord sent a payload that is not JSON"), "bad_payload"],
+    [Endings.badReady, "bad_payload"]
+  ])("%o -> %s", (ending, label) => {
+    expect(endingLabel(ending)).toBe(label)
   })
 })

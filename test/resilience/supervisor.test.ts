@@ -26,9 +26,12 @@ describe("supervise", () => {
         runs++
         return runs < 3 ? Effect.die(new Error(`boom ${runs}`)) : Effect.succeed("done")
       })
-      const result = yield* supervise(worker, { name: "worker", backoff: fast }).pipe(Effect.provide(layer))
+      let hooks = 0
+      const onRestart = () => Effect.sync(() => void hooks++)
+      const result = yield* supervise(worker, { name: "worker", backoff: fast, onRestart }).pipe(Effect.provide(layer))
       assert.strictEqual(result, "done")
       assert.strictEqual(runs, 3)
+      assert.strictEqual(hooks, 2)
       const restarts = logs.lines.filter((l) => l.startsWith("Error: worker died (boom"))
       assert.strictEqual(restarts.length, 2, logs.lines.join("\n"))
       assert.include(restarts[0]!, "boom 1")
