@@ -27,7 +27,7 @@ const redisClient = RedisClient.layer.pipe(
 
 const brokerParts = (config: GatewayConfig): {
   readonly forwarder: Layer.Layer<CommandForwarder, BrokerError, AppConfig | ShardPlan | CommandStats>
-  readonly source: Layer.Layer<BrokerCommandSource, BrokerError, AppConfig | ShardPlan | CommandRouter>
+  readonly source: Layer.Layer<BrokerCommandSource, BrokerError, AppConfig | ShardPlan | CommandRouter | Readiness | Supervision>
 } => {
   switch (config.broker.type) {
     case "redis":
