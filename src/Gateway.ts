@@ -1,11 +1,13 @@
-// The daemon's run: shards and publisher until a fatal close or a stop signal, then the graceful
-// shutdown the lifecycle promises: stop reading, deliver what was read, checkpoint, and only then
-// close the sockets (with a resumable code) so the next start resumes every shard.
+// The daemon's run: shards, the event path, checkpoints and command intake until a fatal close, a
+// worker that cannot be kept running, or a stop signal; then the graceful shutdown the lifecycle
+// promises: stop reading, deliver what was read, checkpoint, and only then close the sockets (with
+// a resumable code) so the next start resumes every shard.
 import { Deferred, Duration, Effect, Fiber } from "effect"
 import { AppConfig } from "./Config/AppConfig.ts"
-import { awaitDrained, runPublisher } from "./Broker/Publisher.ts"
 import { Outbox } from "./Broker/Outbox.ts"
 import { CommandSources } from "./Commands/CommandSources.ts"
+import { runEventPath } from "./EventPath.ts"
+import { Supervision, supervised } from "./Resilience/Supervisor.ts"
 import { Checkpointer } from "./ShardStore/Checkpointer.ts"
 import { Sharder } from "./Shard/Sharder.ts"
 import { ShardSession } from "./Shard/ShardSession.ts"
@@ -20,27 +22,34 @@ export const runGateway = (stop: Deferred.Deferred<string>, started: Deferred.De
     const outbox = yield* Outbox
     const status = yield* ShardStatus
     const commands = yield* CommandSources
+    const supervision = yield* Supervision
 
-    const publisher = yield* Effect.forkScoped(runPublisher)
+    const publisher = yield* Effect.forkScoped(supervised(runEventPath, { name: "publisher" }))
+    const checkpoints = yield* Effect.forkScoped(supervised(checkpointer.run, { name: "checkpointer" }))
     const shards = yield* Effect.forkScoped(sharder.run)
     // Commands wait in their shard's queue until it is READY, so reading them can start now.
     yield* commands.start
     yield* Deferred.succeed(started, undefined)
-    const signal = yield* Effect.raceFirst(Fiber.join(shards), Deferred.await(stop))
+    // A supervised worker that gave up fails the run here (after /healthz turned 503): there is
+    // no graceful shutdown without it, so the scope closes and the process exits non-zero.
+    const signal = yield* Effect.raceAllFirst([Fiber.join(shards), Deferred.await(stop), Deferred.await(supervision.broken)])
 
     yield* Effect.logInfo(`${signal}: shutting down`)
     status.markStopping()
     // No new commands; those already taken are still sent while the sockets stay open below.
     yield* commands.stop
     session.stopReading()
-    // Leave a little of the budget for the checkpoint write and the socket closes.
+    // End the event path: it delivers what the outbox holds, then completes. Leave a little of
+    // the budget for the checkpoint write and the socket closes.
+    yield* outbox.end
     const drainBudget = Duration.millis(Math.max(0, config.shutdownTimeoutMs - 1_500))
-    const drained = yield* awaitDrained.pipe(Effect.timeoutOption(drainBudget))
+    const drained = yield* Fiber.join(publisher).pipe(Effect.timeoutOption(drainBudget))
     if (drained._tag === "None") {
       yield* Effect.logWarning(
         `${outbox.size()} event(s) not delivered before the shutdown timeout; they will be replayed on the next start`
       )
     }
+    yield* Fiber.interrupt(checkpoints)
     yield* checkpointer.flush
     yield* Fiber.interrupt(shards)
     yield* Fiber.interrupt(publisher)

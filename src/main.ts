@@ -14,6 +14,7 @@ import { loggingLayer } from "./Observability/Logging.ts"
 import { GatewayStatsLive } from "./Observability/GatewayStats.ts"
 import { HttpServerLive } from "./Observability/HttpServer.ts"
 import { ReadinessLive } from "./Observability/Readiness.ts"
+import { Supervision } from "./Resilience/Supervisor.ts"
 import { IdentifyLimiterLive, MemoryRateLimiterLive, RedisRateLimiterLive } from "./RateLimiter/IdentifyLimiter.ts"
 import { RedisClient, type RedisClientError } from "./Redis/RedisClient.ts"
 import { SessionBudgetLive } from "./Shard/SessionBudget.ts"
@@ -50,7 +51,7 @@ const appLayer = (config: GatewayConfig) => {
   const app = commandsLayer(config).pipe(Layer.provideMerge(shards))
   // Built last, so a taken port fails the start before any shard connects; one stats instance for all.
   const http = config.prometheus.address === undefined ? Layer.empty : HttpServerLive
-  return http.pipe(Layer.provideMerge(app), Layer.provideMerge(GatewayStatsLive), Layer.provideMerge(ReadinessLive))
+  return http.pipe(Layer.provideMerge(app), Layer.provideMerge(GatewayStatsLive), Layer.provideMerge(ReadinessLive), Layer.provideMerge(Supervision.layer))
 }
 
 const fail = (line: string, code: number): never => {

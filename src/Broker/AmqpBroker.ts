@@ -5,12 +5,13 @@ import { Effect, Layer, type Redacted } from "effect"
 import type { ConfirmChannel, Message, Options } from "amqplib"
 import { AppConfig } from "../Config/AppConfig.ts"
 import type { PayloadEncoding } from "../Config/GatewayConfig.ts"
-import { Broker, BrokerError } from "./Broker.ts"
+import { Broker, BrokerError, publishAttempt } from "./Broker.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
 import { encodeData } from "./Encoding.ts"
 import { type AmqpLink, makeAmqpLink } from "./AmqpLink.ts"
+import { errorText as message } from "../Resilience/OutageLog.ts"
 
-/** A batch not confirmed by then is a failure (the Publisher retries it). */
+/** A batch not confirmed by then is a failure (the event path retries it). */
 export const PUBLISH_TIMEOUT_MS = 15_000
 
 export interface AmqpBrokerOptions {
@@ -27,7 +28,6 @@ export interface AmqpBrokerOptions {
 export const queueName = (group: string, event: string): string => `${group}:${event}`
 
 const fail = (reason: string, cause?: unknown) => new BrokerError({ broker: "amqp", reason, cause })
-const message = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
 
 /** RabbitMQ refuses to redeclare an exchange or queue with other settings; say what to do. */
 const explainDeclareError = (error: unknown, group: string): Error => {
@@ -129,6 +129,16 @@ export const makeAmqpBroker = (options: AmqpBrokerOptions) =>
       }
     }
 
+    const attempt = {
+      broker: "amqp",
+      endpoint: link.endpoint,
+      timeoutMs: PUBLISH_TIMEOUT_MS,
+      timeoutReason: `no confirmation from ${link.endpoint} within ${PUBLISH_TIMEOUT_MS / 1000}s`,
+      explain: message,
+      // The connection is in an unknown state (hung broker?): start over on a fresh one.
+      onTimeout: () => link.reset("publish timed out")
+    }
+
     return Broker.of({
       name: "amqp",
       connected: () => link.channel() !== undefined && link.blocked() === undefined,
@@ -143,20 +153,7 @@ export const makeAmqpBroker = (options: AmqpBrokerOptions) =>
           }
           const blocked = link.blocked()
           if (blocked !== undefined) return Effect.fail(fail(`RabbitMQ at ${link.endpoint} is blocking publishers (${blocked})`))
-          return Effect.tryPromise({
-            try: (signal) => send(channel, state, batch, signal),
-            catch: (cause) => fail(`publish to ${link.endpoint} failed: ${message(cause)}`, cause)
-          }).pipe(
-            Effect.timeoutOrElse({
-              duration: PUBLISH_TIMEOUT_MS,
-              orElse: () =>
-                Effect.andThen(
-                  // The connection is in an unknown state (hung broker?): start over on a fresh one.
-                  Effect.sync(() => link.reset("publish timed out")),
-                  Effect.fail(fail(`no confirmation from ${link.endpoint} within ${PUBLISH_TIMEOUT_MS / 1000}s`))
-                )
-            })
-          )
+          return publishAttempt(attempt, (signal) => send(channel, state, batch, signal))
         })
     })
   })

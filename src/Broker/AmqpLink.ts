@@ -5,20 +5,18 @@
 //
 // (amqplib 2.x also offers `recovery` on connect; it only redials the connection, and the channel,
 // its listeners and the topology would still need rebuilding on each reconnect, so we do it all here.)
-import { Deferred, Effect, Redacted, Schedule, type Scope } from "effect"
+import { Deferred, Effect, Redacted, type Scope } from "effect"
 import * as amqp from "amqplib"
 import type { ChannelModel, ConfirmChannel } from "amqplib"
-import { describeUrl, errorText } from "../Observability/safeUrl.ts"
+import { describeUrl, errorText } from "../Config/safeUrl.ts"
+import { Backoffs, backoffSchedule } from "../Resilience/Backoff.ts"
+import { outageLog } from "../Resilience/OutageLog.ts"
 import { BrokerError } from "./Broker.ts"
 
 export const CONNECT_TIMEOUT_MS = 10_000
 /** AMQP heartbeat asked for when the URL does not set one: a silent peer is dropped after ~2x. */
 export const HEARTBEAT_SECONDS = 10
 const CLOSE_TIMEOUT = "5 seconds"
-
-const reconnectBackoff = Schedule.min([Schedule.exponential("200 millis"), Schedule.spaced("5 seconds")]).pipe(
-  Schedule.jittered
-)
 
 export interface AmqpLink {
   /** Server address without credentials, for logs and errors. */
@@ -224,6 +222,7 @@ export const makeAmqpLink = (options: AmqpLinkOptions): Effect.Effect<AmqpLink, 
     )
     yield* Effect.logDebug(`RabbitMQ at ${endpoint}: connected`)
 
+    const outage = outageLog(`the connection to RabbitMQ at ${endpoint}`)
     const supervise = Effect.gen(function*() {
       while (!closing) {
         const live = current
@@ -231,13 +230,12 @@ export const makeAmqpLink = (options: AmqpLinkOptions): Effect.Effect<AmqpLink, 
         const reason = yield* Deferred.await(live.lost)
         if (closing) return
         current = undefined
-        const since = Date.now()
-        yield* Effect.logWarning(`RabbitMQ at ${endpoint}: connection lost (${reason}); reconnecting in the background`)
+        yield* outage.failed(`connection lost (${reason})`)
         current = yield* connect.pipe(
-          Effect.tapError((failure) => Effect.logDebug(`RabbitMQ at ${endpoint}: reconnect failed: ${failure.reason}`)),
-          Effect.retry(reconnectBackoff)
+          Effect.tapError((failure) => outage.failed(`reconnect failed: ${failure.reason}`)),
+          Effect.retry(backoffSchedule(Backoffs.redial))
         )
-        yield* Effect.logInfo(`RabbitMQ at ${endpoint}: connection restored after ${((Date.now() - since) / 1000).toFixed(1)}s`)
+        yield* outage.succeeded
       }
     })
     yield* Effect.forkScoped(supervise)

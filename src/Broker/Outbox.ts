@@ -1,21 +1,34 @@
-// The bounded hand-off between the shards (producers, in socket callbacks) and the publisher
-// (one consumer fiber, so events keep their order). When it holds `capacity` events the shards
-// are told to stop reading their sockets; they are told to go on once it has drained to half.
-// An offer is never refused: frames already read must not be lost, so the bound is soft by at
-// most what a paused socket had already buffered.
-import { Context, Effect, Layer, Queue } from "effect"
+// The bounded hand-off between the shards (producers, in socket callbacks) and the broker (one
+// consumer, so events keep their order), read as a Stream of chunks of up to MAX_CHUNK events.
+// When it holds `capacity` events the shards are told to stop reading their sockets; they are
+// told to go on once it has drained to half. An offer is never refused while the outbox is open:
+// frames already read must not be lost, so the bound is soft by at most what a paused socket had
+// already buffered. A chunk leaves the outbox only once the broker accepted it: a consumer that
+// dies with a chunk in hand is restarted and is handed that chunk again (at least once, in order).
+import { type Cause, Context, Effect, Layer, Queue, Stream } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
 import { AppConfig } from "../Config/AppConfig.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
+
+/** Large enough to amortise a round trip, small enough to keep latency and memory low. */
+export const MAX_CHUNK = 512
 
 export interface Outbox {
   /** Returns false when the outbox is full: the caller should pause and wait for `onSpace`. */
   readonly offer: (event: DispatchEvent) => boolean
   /** Registers a one-shot callback for when the outbox has room again. */
   readonly onSpace: (resume: () => void) => void
-  /** Waits for at least one event and takes up to `max`, oldest first. */
-  readonly takeBatch: (max: number) => Effect.Effect<ReadonlyArray<DispatchEvent>>
-  /** Called by the publisher once a batch is delivered; wakes paused shards when there is room. */
-  readonly released: (count: number) => void
+  /**
+   * The events, oldest first, in chunks of 1 to MAX_CHUNK. Ends once `end` was called and every
+   * event was taken. One reader at a time; a new reader first gets the chunk the last one took
+   * and did not `accept`.
+   */
+  readonly events: Stream.Stream<DispatchEvent>
+  /** The reader's chunk was accepted by the broker: it leaves the outbox (wakes paused shards). */
+  readonly accepted: (chunk: NonEmptyReadonlyArray<DispatchEvent>) => void
+  /** No more offers (graceful shutdown): `events` ends once what is held was taken. */
+  readonly end: Effect.Effect<void>
+  /** Events offered and not yet accepted (queued plus the chunk in hand). */
   readonly size: () => number
   readonly capacity: number
 }
@@ -24,9 +37,10 @@ export const Outbox = Context.Service<Outbox>("gateway/Outbox")
 
 export const makeOutbox = (capacity: number) =>
   Effect.gen(function*() {
-    const queue = yield* Queue.unbounded<DispatchEvent>()
-    // Events offered and not yet delivered (queued plus the batch being published).
+    const queue = yield* Queue.unbounded<DispatchEvent, Cause.Done>()
     let held = 0
+    // The chunk handed to the reader and not yet accepted.
+    let inHand: NonEmptyReadonlyArray<DispatchEvent> | undefined
     let waiters: Array<() => void> = []
     const lowWater = Math.floor(capacity / 2)
     const wake = () => {
@@ -35,10 +49,16 @@ export const makeOutbox = (capacity: number) =>
       waiters = []
       for (const resume of ready) resume()
     }
+    const take = Queue.takeBetween(queue, 1, MAX_CHUNK).pipe(
+      Effect.map((chunk) => (inHand = chunk as unknown as NonEmptyReadonlyArray<DispatchEvent>))
+    )
+    const pull = Effect.suspend(() => inHand === undefined ? take : Effect.succeed(inHand))
     return Outbox.of({
       capacity,
       offer: (event) => {
-        Queue.offerUnsafe(queue, event)
+        // Refused only after `end`: the shards have stopped reading by then, and an event that
+        // never reached the broker is not checkpointed, so the next start replays it.
+        if (!Queue.offerUnsafe(queue, event)) return false
         held++
         return held < capacity
       },
@@ -46,11 +66,14 @@ export const makeOutbox = (capacity: number) =>
         waiters.push(resume)
         wake()
       },
-      takeBatch: (max) => Queue.takeBetween(queue, 1, max),
-      released: (count) => {
-        held -= count
+      events: Stream.fromPull(Effect.succeed(pull)),
+      accepted: (chunk) => {
+        // One reader, one chunk at a time: what it accepts is the chunk in hand.
+        inHand = undefined
+        held -= chunk.length
         wake()
       },
+      end: Effect.asVoid(Queue.end(queue)),
       size: () => held
     })
   })

@@ -5,14 +5,14 @@
 import { Effect, Layer } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import type { PayloadEncoding } from "../Config/GatewayConfig.ts"
-import { RedisClient, type RedisConnection } from "../Redis/RedisClient.ts"
-import { Broker, BrokerError } from "./Broker.ts"
+import { RedisClient, type RedisConnection, redisErrorText } from "../Redis/RedisClient.ts"
+import { Broker, BrokerError, publishAttempt } from "./Broker.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
 import { encodeData } from "./Encoding.ts"
 
 /** Length cap per stream when messages never expire (message_timeout = 0), trimmed approximately. */
 export const DEFAULT_STREAM_MAX_LENGTH = 100_000
-/** A batch without a complete answer by then is a failure (the Publisher retries it). */
+/** A batch without a complete answer by then is a failure (the event path retries it). */
 export const PUBLISH_TIMEOUT_MS = 15_000
 
 export interface RedisBrokerOptions {
@@ -29,15 +29,6 @@ const idTime = (id: unknown): number | undefined => {
   if (typeof id !== "string") return undefined
   const ms = Number.parseInt(id, 10)
   return Number.isFinite(ms) ? ms : undefined
-}
-
-/** ioredis' wording for connection states, put in terms of what happened. */
-const explain = (cause: unknown): string => {
-  const text = cause instanceof Error ? cause.message : String(cause)
-  if (text.includes("enableOfflineQueue")) return text.replace(/Stream isn't writeable and enableOfflineQueue options is false/, "the connection is down")
-  if (text.includes("max retries per request")) return "the connection dropped before Redis answered"
-  if (text.includes("Connection is closed")) return "the connection closed"
-  return text
 }
 
 export const makeRedisBroker = (redis: RedisConnection, options: RedisBrokerOptions) => {
@@ -82,6 +73,14 @@ export const makeRedisBroker = (redis: RedisConnection, options: RedisBrokerOpti
     return Promise.all(Array.from(byStream.values(), sendGroup))
   }
 
+  const attempt = {
+    broker: "redis",
+    endpoint: redis.endpoint,
+    timeoutMs: PUBLISH_TIMEOUT_MS,
+    timeoutReason: `no reply from ${redis.endpoint} within ${PUBLISH_TIMEOUT_MS / 1000}s`,
+    explain: redisErrorText
+  }
+
   return Broker.of({
     name: "redis",
     connected: redis.ready,
@@ -90,16 +89,7 @@ export const makeRedisBroker = (redis: RedisConnection, options: RedisBrokerOpti
         if (batch.length === 0) return Effect.void
         // Fail fast: without an offline queue ioredis would reject each command anyway.
         if (!redis.ready()) return Effect.fail(fail(`not connected to ${redis.endpoint} (${redis.status()})`))
-        return Effect.tryPromise({
-          try: () => send(batch),
-          catch: (cause) => fail(`publish to ${redis.endpoint} failed: ${explain(cause)}`, cause)
-        }).pipe(
-          Effect.timeoutOrElse({
-            duration: PUBLISH_TIMEOUT_MS,
-            orElse: () => Effect.fail(fail(`no reply from ${redis.endpoint} within ${PUBLISH_TIMEOUT_MS / 1000}s`))
-          }),
-          Effect.asVoid
-        )
+        return publishAttempt(attempt, () => send(batch))
       })
   })
 }

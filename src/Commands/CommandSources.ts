@@ -1,11 +1,12 @@
-// Starts and stops every command source: stdin always, plus the broker's (Redis or AMQP). A
-// source that crashes is logged and restarted; none of them can stop the gateway.
-import { Cause, Context, Effect, Exit, FiberSet, Layer } from "effect"
+// Starts and stops every command source: stdin always, plus the broker's (Redis or AMQP). Each
+// source runs supervised: one that dies of a defect is logged and restarted with backoff; one
+// that keeps dying is reported broken (/healthz fails) and stops the gateway (Supervision).
+import { Context, Effect, FiberSet, Layer } from "effect"
+import type { Readiness } from "../Resilience/Readiness.ts"
+import { type Supervision, supervised } from "../Resilience/Supervisor.ts"
 import { BrokerCommandSource, type CommandSource } from "./CommandSource.ts"
 import { makeStdinSource } from "./StdinSource.ts"
 import type { CommandRouter } from "./Router.ts"
-
-const RESTART_AFTER = "5 seconds"
 
 export class CommandSources extends Context.Service<CommandSources, {
   /** Starts reading commands (once the shards are starting: commands wait for READY anyway). */
@@ -14,31 +15,24 @@ export class CommandSources extends Context.Service<CommandSources, {
   readonly stop: Effect.Effect<void>
 }>()("gateway/CommandSources") {}
 
-const supervise = (source: CommandSource): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    for (;;) {
-      const exit = yield* Effect.exit(source.run)
-      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return
-      yield* Effect.logError(`command source ${source.name} crashed; restarting it in ${RESTART_AFTER}: ${Cause.pretty(exit.cause)}`)
-      yield* Effect.sleep(RESTART_AFTER)
-    }
-  })
-
 export const makeCommandSources = (sources: ReadonlyArray<CommandSource>) =>
   Effect.gen(function*() {
+    const context = yield* Effect.context<Readiness | Supervision>()
     const fibers = yield* FiberSet.make<void, never>()
+    const run = (source: CommandSource) =>
+      supervised(source.run, { name: `command source ${source.name}` }).pipe(Effect.provideContext(context))
     let started = false
     return CommandSources.of({
       start: Effect.suspend(() => {
         if (started) return Effect.void
         started = true
-        return Effect.forEach(sources, (source) => FiberSet.run(fibers, supervise(source)), { discard: true })
+        return Effect.forEach(sources, (source) => FiberSet.run(fibers, run(source)), { discard: true })
       }),
       stop: FiberSet.clear(fibers)
     })
   })
 
-export const CommandSourcesLive: Layer.Layer<CommandSources, never, CommandRouter | BrokerCommandSource> = Layer.effect(
+export const CommandSourcesLive: Layer.Layer<CommandSources, never, CommandRouter | BrokerCommandSource | Readiness | Supervision> = Layer.effect(
   CommandSources,
   Effect.gen(function*() {
     const broker = yield* BrokerCommandSource

@@ -25,6 +25,7 @@ import { CommandRouter, describeShards } from "./Router.ts"
 import { BrokerCommandSource, type CommandSource } from "./CommandSource.ts"
 import { backoffDelayMs, Backoffs } from "../Resilience/Backoff.ts"
 import { errorText, outageLog } from "../Resilience/OutageLog.ts"
+import { forkSupervised } from "../Resilience/Supervisor.ts"
 import { inboxStream, SEND_STREAM } from "./RedisNames.ts"
 import { refusal } from "./Refusal.ts"
 import type { Part } from "./Targets.ts"
@@ -222,7 +223,7 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
     )
 
     const ackOutage = outageLog("acknowledging commands in Redis")
-    yield* Effect.forkScoped(
+    yield* forkSupervised(
       Effect.forever(
         Effect.gen(function*() {
           const batch = yield* Queue.takeAll(ackQueue)
@@ -235,11 +236,12 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
           yield* ackOutage.succeeded
           settle(batch)
         })
-      )
+      ),
+      { name: "redis command acknowledgements" }
     )
 
     // Keep-alive: touch what we hold so it is not reclaimed while it waits for its shard.
-    yield* Effect.forkScoped(
+    yield* forkSupervised(
       Effect.forever(
         Effect.gen(function*() {
           yield* Effect.sleep(options.keepAliveEveryMs)
@@ -278,7 +280,8 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
             }
           }
         })
-      )
+      ),
+      { name: "redis command keep-alive" }
     )
 
     // ---- routing what was read or reclaimed ---------------------------------------------------

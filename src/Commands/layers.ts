@@ -10,6 +10,8 @@ import { AmqpCommandLinkLive } from "./AmqpCommandLink.ts"
 import { AmqpCommandSourceLive } from "./AmqpCommandSource.ts"
 import { AmqpForwarderLive } from "./AmqpForwarder.ts"
 import { BrokerCommandSource } from "./CommandSource.ts"
+import type { Readiness } from "../Resilience/Readiness.ts"
+import type { Supervision } from "../Resilience/Supervisor.ts"
 import { CommandSources, CommandSourcesLive } from "./CommandSources.ts"
 import { CommandStats } from "./CommandStats.ts"
 import { CommandForwarder } from "./Forwarder.ts"
@@ -25,7 +27,7 @@ const redisClient = RedisClient.layer.pipe(
 
 const brokerParts = (config: GatewayConfig): {
   readonly forwarder: Layer.Layer<CommandForwarder, BrokerError, AppConfig | ShardPlan | CommandStats>
-  readonly source: Layer.Layer<BrokerCommandSource, BrokerError, AppConfig | ShardPlan | CommandRouter>
+  readonly source: Layer.Layer<BrokerCommandSource, BrokerError, AppConfig | ShardPlan | CommandRouter | Readiness | Supervision>
 } => {
   switch (config.broker.type) {
     case "redis":
@@ -39,7 +41,7 @@ const brokerParts = (config: GatewayConfig): {
 
 export const commandsLayer = (
   config: GatewayConfig
-): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardCommands> => {
+): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardCommands | Readiness | Supervision> => {
   const { forwarder, source } = brokerParts(config)
   // The forwarder counts its refusals in the router's CommandStats (provided to both below).
   const router = CommandRouterLive.pipe(Layer.provide(forwarder), Layer.provideMerge(CommandStats.layer))

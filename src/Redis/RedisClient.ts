@@ -12,7 +12,9 @@
 import { Context, Data, Effect, Layer, Redacted, type Scope } from "effect"
 import { Cluster, Redis } from "ioredis"
 import { AppConfig } from "../Config/AppConfig.ts"
-import { describeUrl, errorText } from "../Observability/safeUrl.ts"
+import { describeUrl, errorText, scrub } from "../Config/safeUrl.ts"
+import { Backoffs, backoffDelayMs } from "../Resilience/Backoff.ts"
+import { outageLog } from "../Resilience/OutageLog.ts"
 import { redisNode } from "./RedisUrl.ts"
 
 export class RedisClientError extends Data.TaggedError("RedisClientError")<{
@@ -54,9 +56,27 @@ export const CONNECT_TIMEOUT_MS = 10_000
 /** A connection with a command outstanding and no byte received for this long is dropped and redialled. */
 export const SOCKET_TIMEOUT_MS = 10_000
 
-/** Jittered exponential reconnect delay: 100 ms doubling up to 2 s, each ±20%. Never gives up. */
-const reconnectDelay = (attempt: number): number =>
-  Math.round(Math.min(100 * 2 ** Math.max(0, attempt - 1), 2_000) * (0.8 + Math.random() * 0.4))
+/** ioredis wants the next redial's delay as a number: the shared redial backoff, forever. */
+const reconnectDelay = (attempt: number): number => backoffDelayMs(Backoffs.redial, attempt, Math.random())
+
+/**
+ * A failed command's error in our words. ioredis words its own connection states as advice about
+ * its options ("Reached the max retries per request limit (which is 0). Refer to
+ * "maxRetriesPerRequest" option for details."), which no operator of the gateway can act on;
+ * say what happened instead. Server replies (OOM, WRONGTYPE, NOGROUP...) are kept: they are the
+ * reason, and some are the fix.
+ */
+export const redisErrorText = (cause: unknown): string => {
+  const text = cause instanceof Error ? cause.message || cause.name : String(cause)
+  if (text.includes("enableOfflineQueue") || text.includes("Stream isn't writeable")) return "the connection is down"
+  if (text.includes("max retries per request")) return "the connection dropped before Redis answered"
+  if (text.includes("Connection is closed")) return "the connection closed"
+  if (text.includes("Socket timeout")) return `Redis sent nothing for ${SOCKET_TIMEOUT_MS / 1000}s while a command waited (hung server or network)`
+  if (text.includes("OOM command not allowed")) {
+    return `${text.replace(/OOM command not allowed.*$/s, "").trim()} Redis refuses writes because it reached maxmemory (OOM); free memory, trim streams or raise maxmemory`.trim()
+  }
+  return text
+}
 
 // Options shared by a plain client and every cluster node connection.
 const nodeOptions = {
@@ -82,22 +102,21 @@ export const makeRedisClient = (
     const context = yield* Effect.context<never>()
     const log = (effect: Effect.Effect<void>) => void Effect.runForkWith(context)(effect)
 
-    // Outage bookkeeping so an outage is logged once when it starts and once when it ends,
-    // not on every failed reconnect attempt.
+    // An outage is logged once when it starts and once when it ends, not on every redial.
+    const outage = outageLog(`the connection to Redis at ${endpoint}`)
     let up = false
+    let down = false
     let closing = false
-    let downSince: number | undefined
     // ioredis rejects a failed connect() with a bare "Connection is closed."; the socket's own
     // error (ECONNREFUSED, WRONGPASS, ...) arrives as an event just before and says more.
     let lastError: string | undefined
     const lost = (why: string) => {
       if (closing) return
-      if (downSince !== undefined) return log(Effect.logDebug(`Redis at ${endpoint}: still down: ${why}`))
-      downSince = Date.now()
-      log(Effect.logWarning(`Redis at ${endpoint}: connection lost (${why}); reconnecting in the background`))
+      down = true
+      log(outage.failed(`connection lost (${why})`))
     }
     client.on("error", (error: unknown) => {
-      const why = errorText(error, firstUrl)
+      const why = scrub(redisErrorText(error), firstUrl)
       lastError = why
       if (up) lost(why)
       else log(Effect.logDebug(`Redis at ${endpoint}: ${why}`))
@@ -108,10 +127,9 @@ export const makeRedisClient = (
     })
     client.on("ready", () => {
       up = true
-      if (downSince === undefined) return
-      const seconds = ((Date.now() - downSince) / 1000).toFixed(1)
-      downSince = undefined
-      log(Effect.logInfo(`Redis at ${endpoint}: connection restored after ${seconds}s`))
+      if (!down) return
+      down = false
+      log(outage.succeeded)
     })
 
     yield* Effect.tryPromise({

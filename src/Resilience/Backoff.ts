@@ -29,10 +29,16 @@ export const backoffSchedule = (policy: BackoffPolicy): Schedule.Schedule<number
 export const Backoffs = {
   /** A shard's next connection after failed ones (DISCORD_GATEWAY.md: never hammer the gateway). */
   reconnect: { baseMs: 1_000, capMs: 60_000 },
-  /** A broker that refuses publishes: events wait in the outbox meanwhile. */
-  brokerOutage: { baseMs: 100, capMs: 5_000 },
-  /** Redialling Redis or RabbitMQ. */
-  redial: { baseMs: 100, capMs: 5_000 },
+  /**
+   * A broker that refuses publishes: events wait in the outbox meanwhile. Capped low (a failed
+   * attempt while disconnected costs nothing) so that delivery restarts within about 2 s of the
+   * broker's return (this cap plus the redial's), however long the outage was.
+   */
+  brokerOutage: { baseMs: 100, capMs: 1_000 },
+  /** Redialling Redis or RabbitMQ: one connection attempt a second at most, for the same reason. */
+  redial: { baseMs: 100, capMs: 1_000 },
+  /** Restarting a supervised worker (publisher, checkpointer, command source, shard) after a defect. */
+  restart: { baseMs: 1_000, capMs: 30_000 },
   /** `/gateway/bot` on 5xx and network errors. */
   rest: { baseMs: 500, capMs: 30_000 }
 } as const satisfies Record<string, BackoffPolicy>

@@ -3,6 +3,7 @@
 // only means a few events are delivered twice after the resume.
 import { Context, Effect, Layer, Schedule } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
+import { outageLog } from "../Resilience/OutageLog.ts"
 import { ShardStore, type SessionRecord } from "./ShardStore.ts"
 
 /** A live session whose progress is checkpointed (a shard's session cursor). */
@@ -25,6 +26,8 @@ export class Checkpointer extends Context.Service<Checkpointer, {
   readonly forget: (shard: number) => Effect.Effect<void>
   /** Writes every checkpoint that moved. */
   readonly flush: Effect.Effect<void>
+  /** Flushes every checkpoint interval until interrupted (the gateway runs it supervised). */
+  readonly run: Effect.Effect<never>
 }>()("gateway/Checkpointer") {}
 
 const recordOf = (cursor: CheckpointSource): SessionRecord => ({
@@ -39,6 +42,8 @@ export const CheckpointerLive = Layer.effect(
     const store = yield* ShardStore
     const config = yield* AppConfig
     const live = new Map<number, CheckpointSource>()
+    // A store that keeps failing is logged when it starts and when it ends, not every interval.
+    const outage = outageLog("writing checkpoints to the shard store")
 
     const flush = Effect.gen(function*() {
       const batch = new Map<number, SessionRecord>()
@@ -49,6 +54,7 @@ export const CheckpointerLive = Layer.effect(
       }
       if (batch.size === 0) return
       yield* store.saveAll(batch).pipe(
+        Effect.andThen(outage.succeeded),
         Effect.catch((error) =>
           Effect.gen(function*() {
             // Try again on the next tick rather than lose the checkpoint.
@@ -56,14 +62,13 @@ export const CheckpointerLive = Layer.effect(
               const cursor = live.get(shard)
               if (cursor) cursor.dirty = true
             }
-            yield* Effect.logWarning(`${error.message}; will retry`)
+            yield* outage.failed(error.message)
           })
         )
       )
     })
 
-    yield* Effect.forkScoped(Effect.repeat(flush, Schedule.spaced(config.checkpointIntervalMs)))
-    // The last checkpoints of a graceful shutdown.
+    // The last checkpoints of a graceful shutdown (and of a failed start).
     yield* Effect.addFinalizer(() => flush)
 
     return Checkpointer.of({
@@ -84,7 +89,8 @@ export const CheckpointerLive = Layer.effect(
           live.delete(shard)
           yield* store.clear(shard).pipe(Effect.catch((error) => Effect.logWarning(error.message)))
         }),
-      flush
+      flush,
+      run: Effect.andThen(Effect.repeat(flush, Schedule.spaced(config.checkpointIntervalMs)), Effect.never)
     })
   })
 )

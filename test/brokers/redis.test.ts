@@ -159,7 +159,7 @@ describe.skipIf(!available)("RedisBroker", () => {
       yield* Effect.promise(() => waitFor("connected() to turn false", async () => !broker.connected(), 2_000))
 
       server = yield* Effect.promise(() => startRedisServer(port))
-      // ioredis redials on its own (backoff capped at ~2.4 s); the Publisher's retry would succeed then.
+      // ioredis redials on its own (backoff capped at 1 s); the event path's retry would succeed then.
       const started = Date.now()
       let delivered = false
       while (!delivered && Date.now() - started < 20_000) {

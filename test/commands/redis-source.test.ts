@@ -10,6 +10,8 @@ import { defaultRedisForwarderOptions, makeRedisForwarder, type RedisForwarderOp
 import { type CommandCounters, CommandStats } from "../../src/Commands/CommandStats.ts"
 import { CommandForwarder } from "../../src/Commands/Forwarder.ts"
 import { makeRedisClient, type RedisConnection } from "../../src/Redis/RedisClient.ts"
+import { ReadinessLive } from "../../src/Resilience/Readiness.ts"
+import { Supervision } from "../../src/Resilience/Supervisor.ts"
 import { REDIS_URL, serviceAvailable, unique } from "../brokers/support.ts"
 import { recorder, redisDatabase, routerLayer } from "./support.ts"
 
@@ -55,6 +57,8 @@ const consumer = (
   }).pipe(
     Effect.scoped,
     Effect.provide(routerLayer({ ...shards, submit, forwarder: redisForwarder(connection, options.group, forwarding) })),
+    // The source's loops run supervised (a defect restarts them; a broken one stops the gateway).
+    Effect.provide(Layer.merge(ReadinessLive, Supervision.layer)),
     Effect.provide(Logger.layer([
       Logger.make((o) => void seen.logs?.push({ level: o.logLevel, message: (o.message as Array<unknown>).map(String).join(" ") }))
     ], { mergeWithExisting: true }))

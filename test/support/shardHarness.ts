@@ -2,9 +2,10 @@
 // real outbox, identify limiter and checkpointer, on the test clock. A test forks shards, moves
 // time with `until`/`advance`, and reads what Discord saw and what reached the outbox.
 import { tmpdir } from "node:os"
-import { Context, Duration, Effect, type Fiber, Layer, Logger } from "effect"
+import { Context, Duration, Effect, type Fiber, Layer, Logger, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { AppConfig } from "../../src/Config/AppConfig.ts"
+import { ReadinessLive } from "../../src/Resilience/Readiness.ts"
 import { loadConfig } from "../../src/Config/load.ts"
 import type { DispatchEvent } from "../../src/Broker/DispatchEvent.ts"
 import { makeOutbox, Outbox } from "../../src/Broker/Outbox.ts"
@@ -16,7 +17,7 @@ import { Sharder, SharderLive } from "../../src/Shard/Sharder.ts"
 import { NoShardLeases, ShardLeases } from "../../src/Cluster/ShardLeases.ts"
 import { ShardSession, ShardSessionLive } from "../../src/Shard/ShardSession.ts"
 import { ShardStatus, ShardStatusLive } from "../../src/Shard/ShardStatus.ts"
-import { CheckpointerLive } from "../../src/ShardStore/Checkpointer.ts"
+import { Checkpointer, CheckpointerLive } from "../../src/ShardStore/Checkpointer.ts"
 import { makeMemoryStore } from "../../src/ShardStore/MemoryStore.ts"
 import { ShardStore } from "../../src/ShardStore/ShardStore.ts"
 import { MemoryDiscord, type MemoryDiscordOptions } from "./memoryDiscord.ts"
@@ -59,6 +60,7 @@ export const makeHarness = (options: HarnessOptions = {}) =>
     const budget = Layer.succeed(SessionBudget, { ensure: () => Effect.void, spend: Effect.void, remaining: () => 1000 })
     const base = Layer.mergeAll(
       AppConfig.layer(config),
+      ReadinessLive,
       plan,
       Layer.succeed(ShardStore, options.wrapStore ? options.wrapStore(store) : store),
       Layer.effect(Outbox, makeOutbox(options.bufferSize ?? 10_000)),
@@ -81,17 +83,18 @@ export const makeHarness = (options: HarnessOptions = {}) =>
     const status = Context.get(context, ShardStatus)
 
     const delivered: Array<DispatchEvent> = []
-    const drain = Effect.gen(function*() {
-      for (;;) {
-        const batch = yield* outbox.takeBatch(512)
-        for (const event of batch) {
+    // What the event path does, with a broker that accepts every chunk at once.
+    const drain = Stream.runForEachArray(outbox.events, (chunk) =>
+      Effect.sync(() => {
+        for (const event of chunk) {
           delivered.push(event)
           event.receipt.accepted(event.seq)
         }
-        outbox.released(batch.length)
-      }
-    })
+        outbox.accepted(chunk)
+      }))
     if (options.drain !== false) yield* Effect.forkScoped(drain)
+    // The periodic checkpoint writes, as the gateway runs them.
+    yield* Effect.forkScoped(Context.get(context, Checkpointer).run)
 
     // What the shards log, for tests that check what an operator would read.
     const logs: Array<{ readonly level: string; readonly message: string }> = []

@@ -1,0 +1,167 @@
+// The event path in-process: the outbox as a Stream into a broker Sink, with a scripted broker.
+// A publisher killed by a defect is restarted and loses nothing; chunks are at most 512 events;
+// receipts follow acceptance; full outboxes pause the shards and wake them at half; /readyz
+// reports failing publishes and clears them; ending the outbox ends the path once all is delivered.
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Layer } from "effect"
+import { Broker, BrokerError, type BrokerService } from "../../src/Broker/Broker.ts"
+import type { DispatchEvent } from "../../src/Broker/DispatchEvent.ts"
+import { MAX_CHUNK, Outbox, makeOutbox } from "../../src/Broker/Outbox.ts"
+import { runEventPath } from "../../src/EventPath.ts"
+import { Readiness, makeReadiness } from "../../src/Resilience/Readiness.ts"
+import { supervise } from "../../src/Resilience/Supervisor.ts"
+import { collectLogs } from "../support/logs.ts"
+
+const fast = { baseMs: 1, capMs: 1 }
+
+/** Events for two shards with increasing seqs; each receipt records what was acknowledged. */
+const makeEvents = (count: number) => {
+  const acked = new Map<number, Array<number>>([[0, []], [1, []]])
+  const events: Array<DispatchEvent> = Array.from({ length: count }, (_, i) => {
+    const shard = i % 2
+    return { shard, t: "MESSAGE_CREATE", seq: i + 1, data: `{"n":${i}}`, receipt: { accepted: (seq) => void acked.get(shard)!.push(seq) } }
+  })
+  return { events, acked }
+}
+
+const key = (e: DispatchEvent) => `${e.shard}:${e.seq}`
+
+/** A broker that records every chunk it accepted; `script` can make an attempt fail or die. */
+const scriptedBroker = (script: (attempt: number, chunk: ReadonlyArray<DispatchEvent>) => Effect.Effect<void, BrokerError>) => {
+  const accepted: Array<ReadonlyArray<DispatchEvent>> = []
+  let attempts = 0
+  const broker: BrokerService = {
+    name: "scripted",
+    connected: () => true,
+    publish: (chunk) => Effect.suspend(() => Effect.andThen(script(++attempts, chunk), Effect.sync(() => void accepted.push(chunk))))
+  }
+  return { broker, accepted, attempts: () => attempts }
+}
+
+const environment = (broker: BrokerService, capacity: number) =>
+  Effect.gen(function*() {
+    const outbox = yield* makeOutbox(capacity)
+    const readiness = makeReadiness()
+    const logs = collectLogs()
+    const layer = Layer.mergeAll(
+      Layer.succeed(Outbox, outbox),
+      Layer.succeed(Broker, broker),
+      Layer.succeed(Readiness, readiness),
+      logs.layer
+    )
+    return { outbox, readiness, logs, layer }
+  })
+
+describe("event path", () => {
+  it.live("a publisher killed by a defect is restarted and every event arrives, in order, acknowledged", () =>
+    Effect.gen(function*() {
+      const { events, acked } = makeEvents(2_000)
+      // The second chunk reaches the broker, then the publisher dies before it hears back: the
+      // restarted publisher must send that chunk again (at least once), then everything after it.
+      const scripted = scriptedBroker((attempt, chunk) =>
+        attempt === 2 ? Effect.andThen(Effect.sync(() => void scripted.accepted.push(chunk)), Effect.die(new Error("publisher defect"))) : Effect.void
+      )
+      const { outbox, readiness, logs, layer } = yield* environment(scripted.broker, 10_000)
+      for (const e of events) outbox.offer(e)
+      const publisher = yield* Effect.forkChild(supervise(runEventPath, { name: "publisher", backoff: fast }).pipe(Effect.provide(layer)))
+      yield* outbox.end
+      yield* Fiber.join(publisher)
+
+      const received = scripted.accepted.flat()
+      const firstSeen: Array<DispatchEvent> = []
+      const seen = new Set<string>()
+      for (const e of received) {
+        if (!seen.has(key(e))) firstSeen.push(e)
+        seen.add(key(e))
+      }
+      assert.deepStrictEqual(firstSeen.map(key), events.map(key), "every event, in order")
+      const second = scripted.accepted[1]!
+      assert.strictEqual(received.length, events.length + second.length, "only the chunk in hand at the defect came twice")
+      assert.deepStrictEqual(scripted.accepted[2]!.map(key), second.map(key), "and it came again right after the restart")
+      assert.isTrue(scripted.accepted.every((chunk) => chunk.length >= 1 && chunk.length <= MAX_CHUNK))
+      assert.strictEqual(scripted.accepted[0]!.length, MAX_CHUNK, "a full outbox is read in chunks of 512")
+      for (const shard of [0, 1]) {
+        const seqs = acked.get(shard)!
+        assert.deepStrictEqual(seqs, events.filter((e) => e.shard === shard).map((e) => e.seq), `shard ${shard}: each event acknowledged once, in order`)
+      }
+      assert.strictEqual(outbox.size(), 0)
+      assert.isTrue(logs.lines.some((l) => l.startsWith("Error: publisher died (publisher defect); restarting it")), logs.lines.join("\n"))
+      assert.deepStrictEqual(readiness.brokenParts(), [])
+    }))
+
+  it.live("receipts wait for the broker: nothing is acknowledged before it accepted the chunk", () =>
+    Effect.gen(function*() {
+      const { events, acked } = makeEvents(10)
+      const release = yield* Deferred.make<void>()
+      const scripted = scriptedBroker(() => Deferred.await(release))
+      const { outbox, layer } = yield* environment(scripted.broker, 100)
+      for (const e of events) outbox.offer(e)
+      const publisher = yield* Effect.forkChild(runEventPath.pipe(Effect.provide(layer)))
+      while (scripted.attempts() === 0) yield* Effect.sleep("1 millis")
+      assert.deepStrictEqual([...acked.values()].flat(), [])
+      assert.strictEqual(outbox.size(), 10)
+      yield* Deferred.succeed(release, undefined)
+      yield* outbox.end
+      yield* Fiber.join(publisher)
+      assert.deepStrictEqual(acked.get(0), [1, 3, 5, 7, 9])
+      assert.deepStrictEqual(acked.get(1), [2, 4, 6, 8, 10])
+    }))
+
+  it.live("a full outbox tells the shard to pause and wakes it once it drained to half", () =>
+    Effect.gen(function*() {
+      const { events } = makeEvents(100)
+      const scripted = scriptedBroker(() => Effect.void)
+      const { outbox, layer } = yield* environment(scripted.broker, 100)
+      const answers = events.map((e) => outbox.offer(e))
+      assert.isTrue(answers.slice(0, 99).every(Boolean))
+      assert.isFalse(answers[99], "the 100th event fills it: pause")
+      let woken = 0
+      outbox.onSpace(() => woken++)
+      assert.strictEqual(woken, 0)
+      const publisher = yield* Effect.forkChild(runEventPath.pipe(Effect.provide(layer)))
+      yield* outbox.end
+      yield* Fiber.join(publisher)
+      assert.strictEqual(woken, 1)
+      assert.strictEqual(scripted.accepted.flat().length, 100)
+    }))
+
+  it.live("/readyz reports failing publishes while they fail and clears once one succeeds", () =>
+    Effect.gen(function*() {
+      const { events, acked } = makeEvents(3)
+      let refusing = true
+      const scripted = scriptedBroker(() =>
+        refusing
+          ? Effect.fail(new BrokerError({ broker: "scripted", reason: "publish failed: OOM command not allowed when used memory > 'maxmemory'" }))
+          : Effect.void
+      )
+      const { outbox, readiness, logs, layer } = yield* environment(scripted.broker, 100)
+      for (const e of events) outbox.offer(e)
+      const publisher = yield* Effect.forkChild(runEventPath.pipe(Effect.provide(layer)))
+      while (scripted.attempts() < 2) yield* Effect.sleep("5 millis")
+      assert.deepStrictEqual(readiness.problems(), ["broker: publishes are failing: publish failed: OOM command not allowed when used memory > 'maxmemory'"])
+      assert.deepStrictEqual([...acked.values()].flat(), [])
+      refusing = false
+      while (scripted.accepted.length === 0) yield* Effect.sleep("5 millis")
+      assert.deepStrictEqual(readiness.problems(), [])
+      yield* outbox.end
+      yield* Fiber.join(publisher)
+      assert.deepStrictEqual([...acked.values()].flat().sort(), [1, 2, 3])
+      const warnings = logs.lines.filter((l) => l.startsWith("Warn:"))
+      assert.strictEqual(warnings.length, 1, "the outage is logged once when it starts")
+      assert.match(warnings[0]!, /publishing to the scripted broker failed: .*OOM.*holding events in memory \(3 now, shards pause at 100\)/)
+      assert.isTrue(logs.lines.some((l) => /^Info: publishing to the scripted broker works again after/.test(l)), logs.lines.join("\n"))
+    }))
+
+  it.live("an ended outbox ends the path after delivering what it held; later offers are refused", () =>
+    Effect.gen(function*() {
+      const { events } = makeEvents(5)
+      const scripted = scriptedBroker(() => Effect.void)
+      const { outbox, layer } = yield* environment(scripted.broker, 100)
+      for (const e of events.slice(0, 4)) outbox.offer(e)
+      yield* outbox.end
+      assert.isFalse(outbox.offer(events[4]!))
+      yield* runEventPath.pipe(Effect.provide(layer))
+      assert.deepStrictEqual(scripted.accepted.flat().map(key), events.slice(0, 4).map(key))
+      assert.strictEqual(outbox.size(), 0)
+    }))
+})
