@@ -55,6 +55,8 @@ let
     assert pkg.version == packageJson.version;
     assert pkg.meta.mainProgram == "spectacles-gateway";
     assert builtins.isString pkg.installPhase;
+    # The `node` devDependency's preinstall needs the network, which the Nix sandbox has not.
+    assert builtins.elem "--ignore-scripts" (pkg.npmRebuildFlags or [ ]);
     assert builtins.length fetched == builtins.length (builtins.attrNames lock.packages) - 1;
     { inherit system; packages = builtins.length fetched; };
 in
