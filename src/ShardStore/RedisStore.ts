@@ -2,8 +2,10 @@
 // machine) resumes it. One JSON value per shard under `<prefix>shard:<id>`.
 import { Effect, Layer } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
+import { Readiness } from "../Observability/Readiness.ts"
 import { RedisClient, type RedisConnection } from "../Redis/RedisClient.ts"
 import { type SessionRecord, ShardStore, ShardStoreError } from "./ShardStore.ts"
+import { withStoreHealth } from "./StoreHealth.ts"
 
 export const sessionKey = (prefix: string, shard: number) => `${prefix}shard:${shard}`
 
@@ -21,8 +23,20 @@ const parse = (text: string | null): SessionRecord | undefined => {
 }
 
 export const makeRedisStore = (redis: RedisConnection, prefix: string) => {
+  // Commands that have not been answered yet. A server that stops answering (but keeps the
+  // connection) is dropped by ioredis only after its socket timeout; until then every new command
+  // would wait in line behind the unanswered ones, so it fails at once instead: a checkpoint or a
+  // shutdown never queues behind a hung server.
+  let unanswered = 0
   const attempt = <A>(operation: string, run: () => Promise<A>) =>
-    Effect.tryPromise({ try: run, catch: (cause) => new ShardStoreError({ operation: `redis ${operation}`, cause }) })
+    Effect.suspend(() => {
+      if (unanswered > 0) {
+        return Effect.fail(new ShardStoreError({ operation: `redis ${operation}`, cause: `Redis has not answered ${unanswered} earlier command(s) yet` }))
+      }
+      unanswered++
+      const done = run().finally(() => void unanswered--)
+      return Effect.tryPromise({ try: () => done, catch: (cause) => new ShardStoreError({ operation: `redis ${operation}`, cause }) })
+    })
   const encode = (r: SessionRecord) => JSON.stringify({ sessionId: r.sessionId, resumeUrl: r.resumeUrl, seq: r.seq })
   return ShardStore.of({
     load: (shard) => Effect.map(attempt("GET", () => redis.client.get(sessionKey(prefix, shard))), parse),
@@ -41,6 +55,9 @@ export const RedisStoreLive = Layer.effect(
   Effect.gen(function*() {
     const config = yield* AppConfig
     const redis = yield* RedisClient
-    return makeRedisStore(redis, config.shardStore.prefix)
+    const readiness = yield* Readiness
+    // ioredis drops a silent server only after its socket timeout (10 s): the store's own timeout
+    // is shorter, so a hung Redis shows on /readyz and cannot stretch a shutdown.
+    return withStoreHealth(makeRedisStore(redis, config.shardStore.prefix), readiness, `redis ${redis.endpoint}`)
   })
 )
