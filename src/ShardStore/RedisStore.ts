@@ -5,7 +5,7 @@ import { AppConfig } from "../Config/AppConfig.ts"
 import { Readiness } from "../Observability/Readiness.ts"
 import { RedisClient, type RedisConnection } from "../Redis/RedisClient.ts"
 import { type SessionRecord, ShardStore, ShardStoreError } from "./ShardStore.ts"
-import { withStoreHealth } from "./StoreHealth.ts"
+import { STORE_TIMEOUT_MS, withStoreHealth } from "./StoreHealth.ts"
 
 export const sessionKey = (prefix: string, shard: number) => `${prefix}shard:${shard}`
 
@@ -23,18 +23,24 @@ const parse = (text: string | null): SessionRecord | undefined => {
 }
 
 export const makeRedisStore = (redis: RedisConnection, prefix: string) => {
-  // Commands that have not been answered yet. A server that stops answering (but keeps the
+  // When each command still unanswered was sent. A server that stops answering (but keeps the
   // connection) is dropped by ioredis only after its socket timeout; until then every new command
-  // would wait in line behind the unanswered ones, so it fails at once instead: a checkpoint or a
-  // shutdown never queues behind a hung server.
-  let unanswered = 0
+  // would wait in line behind the unanswered ones. So once one has waited longer than the store's
+  // timeout, new commands fail at once: a checkpoint or a shutdown never queues behind a hung server.
+  const unanswered = new Set<{ readonly sentAt: number }>()
+  const hung = () => {
+    const now = Date.now()
+    for (const command of unanswered) if (now - command.sentAt > STORE_TIMEOUT_MS) return true
+    return false
+  }
   const attempt = <A>(operation: string, run: () => Promise<A>) =>
     Effect.suspend(() => {
-      if (unanswered > 0) {
-        return Effect.fail(new ShardStoreError({ operation: `redis ${operation}`, cause: `Redis has not answered ${unanswered} earlier command(s) yet` }))
+      if (hung()) {
+        return Effect.fail(new ShardStoreError({ operation: `redis ${operation}`, cause: `Redis has not answered an earlier command for over ${STORE_TIMEOUT_MS} ms` }))
       }
-      unanswered++
-      const done = run().finally(() => void unanswered--)
+      const command = { sentAt: Date.now() }
+      unanswered.add(command)
+      const done = run().finally(() => void unanswered.delete(command))
       return Effect.tryPromise({ try: () => done, catch: (cause) => new ShardStoreError({ operation: `redis ${operation}`, cause }) })
     })
   const encode = (r: SessionRecord) => JSON.stringify({ sessionId: r.sessionId, resumeUrl: r.resumeUrl, seq: r.seq })
