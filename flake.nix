@@ -20,6 +20,10 @@
           # so there is no npmDepsHash to update when the lock file changes.
           npmDeps = pkgs.importNpmLock { npmRoot = ./.; };
           npmConfigHook = pkgs.importNpmLock.npmConfigHook;
+          # The only install script is the `node` devDependency's (it brings a Node 24 into
+          # node_modules for machines with an older one, fetched from the registry: no network in
+          # the build sandbox). Without it npm scripts use nodejs_24 below; nothing else needs one.
+          npmRebuildFlags = [ "--ignore-scripts" ];
 
           # `npm run build` (tsc to dist/) is the default build step.
           nativeBuildInputs = [ pkgs.makeWrapper ];

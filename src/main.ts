@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Entry point: load the configuration, compose the layers for it, run, and map the outcome to an
 // exit code (0 stopped cleanly, 1 fatal Discord or broker error, 2 invalid configuration).
+import "./preflight.ts"
 import { Cause, Deferred, Effect, Exit, Layer } from "effect"
 import { AppConfig } from "./Config/AppConfig.ts"
 import type { GatewayConfig } from "./Config/GatewayConfig.ts"

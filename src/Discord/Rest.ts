@@ -2,6 +2,7 @@
 import { USER_AGENT } from "./UserAgent.ts"
 import { Context, Data, Duration, Effect, Layer, Redacted, Schedule, Schema } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
+import { Backoffs, backoffSchedule } from "../Resilience/Backoff.ts"
 
 export const SessionStartLimit = Schema.Struct({
   total: Schema.Number,
@@ -19,10 +20,47 @@ export type GatewayBot = typeof GatewayBot.Type
 
 const decodeGatewayBot = Schema.decodeUnknownResult(GatewayBot)
 
-/** 401: the token is wrong. Retrying cannot help. */
-export class DiscordUnauthorized extends Data.TaggedError("DiscordUnauthorized")<{}> {
+/**
+ * Discord's JSON error codes that mean the token itself is bad, whatever the HTTP status: 40001
+ * ("Unauthorized") and 50014 ("Invalid authentication token provided"). Compatible servers answer
+ * a bad token with 400 or 403 and one of these.
+ */
+export const TOKEN_ERROR_CODES: ReadonlySet<number> = new Set([40001, 50014])
+
+/** What the server said in an error answer: Discord's `{ code, message }`, or a piece of the text. */
+export interface ServerAnswer {
+  readonly status: number
+  readonly code?: number | undefined
+  readonly message?: string | undefined
+}
+
+const describeAnswer = (answer: ServerAnswer) => {
+  const parts = [`HTTP ${answer.status}`]
+  if (answer.code !== undefined) parts.push(`code ${answer.code}`)
+  const said = answer.message === undefined ? "" : `: ${answer.message}`
+  return `${parts.join(", ")}${said}`
+}
+
+/** The token was refused (401, or a token error code). Retrying cannot help. */
+export class DiscordUnauthorized extends Data.TaggedError("DiscordUnauthorized")<{
+  readonly answer?: ServerAnswer
+}> {
   override get message() {
-    return "Discord refused the bot token (HTTP 401 on /gateway/bot): copy a fresh token from the Discord Developer Portal (Bot tab) into DISCORD_TOKEN"
+    const what = this.answer === undefined ? "HTTP 401" : describeAnswer(this.answer)
+    return `Discord refused the bot token (${what} on /gateway/bot): copy a fresh token from the Discord Developer Portal (Bot tab) into DISCORD_TOKEN`
+  }
+}
+
+/** Any other 4xx but 429: the request itself is refused, so retrying cannot help either. */
+export class DiscordRequestRefused extends Data.TaggedError("DiscordRequestRefused")<{
+  readonly url: string
+  readonly answer: ServerAnswer
+}> {
+  override get message() {
+    const hint = this.answer.status === 404 || this.answer.status === 405
+      ? "check DISCORD_API_HOST / api.host and DISCORD_API_VERSION / api.version (the server has no such route)"
+      : "retrying cannot help: the server's message says what it refused (and check that DISCORD_API_HOST / api.host is Discord or a server compatible with it)"
+    return `Discord refused GET ${this.url} (${describeAnswer(this.answer)}); ${hint}`
   }
 }
 
@@ -36,9 +74,11 @@ export class DiscordRestError extends Data.TaggedError("DiscordRestError")<{
   }
 }
 
+export type GatewayBotError = DiscordUnauthorized | DiscordRequestRefused
+
 export class DiscordRest extends Context.Service<DiscordRest, {
-  /** Retries transient failures with capped, jittered backoff; fails only on 401. */
-  readonly gatewayBot: Effect.Effect<GatewayBot, DiscordUnauthorized>
+  /** Retries transient failures (5xx, 429, network) with the REST backoff; fails on any other 4xx. */
+  readonly gatewayBot: Effect.Effect<GatewayBot, GatewayBotError>
 }>()("gateway/DiscordRest") {
   static readonly layer = Layer.effect(
     DiscordRest,
@@ -53,21 +93,20 @@ export class DiscordRest extends Context.Service<DiscordRest, {
         ),
         Effect.retry({
           while: (e) => e._tag === "DiscordRestError",
-          schedule: restBackoff
+          schedule: restRetrySchedule
         })
-      ) as Effect.Effect<GatewayBot, DiscordUnauthorized>
+      ) as Effect.Effect<GatewayBot, GatewayBotError>
       return DiscordRest.of({ gatewayBot: retrying })
     })
   )
 }
 
 /**
- * 0.5 s doubling to a 30 s cap, jittered; a 429 waits at least what Discord asked for.
+ * The shared REST backoff (Backoffs.rest); a 429 waits at least what the server asked for.
  * The schedule sees the error as input, so it can honour retry_after.
  */
-const restBackoff = Schedule.min([Schedule.exponential("500 millis"), Schedule.spaced("30 seconds")]).pipe(
-  Schedule.jittered,
-  Schedule.setInputType<DiscordUnauthorized | DiscordRestError>(),
+const restRetrySchedule = backoffSchedule(Backoffs.rest).pipe(
+  Schedule.setInputType<DiscordRestError | GatewayBotError>(),
   Schedule.modifyDelay(({ input, duration }) =>
     Effect.succeed(
       input._tag === "DiscordRestError" && input.retryAfterMs !== undefined
@@ -76,6 +115,35 @@ const restBackoff = Schedule.min([Schedule.exponential("500 millis"), Schedule.s
     )
   )
 )
+
+/** Discord's error body `{ code, message }`, else the first line of the text (bounded). */
+export const readServerAnswer = (status: number, body: string): ServerAnswer => {
+  try {
+    const parsed = JSON.parse(body) as { code?: unknown; message?: unknown }
+    if (parsed !== null && typeof parsed === "object") {
+      return {
+        status,
+        code: typeof parsed.code === "number" ? parsed.code : undefined,
+        message: typeof parsed.message === "string" ? oneLine(parsed.message) : undefined
+      }
+    }
+  } catch {
+    // not JSON: the text itself
+  }
+  const text = oneLine(body)
+  return { status, message: text === "" ? undefined : text }
+}
+
+const oneLine = (text: string) => {
+  const flat = text.replace(/\s+/g, " ").trim()
+  return flat.length > 200 ? `${flat.slice(0, 200)}...` : flat
+}
+
+/** A 4xx other than 429, as the error that stops the start. */
+export const refusal = (url: string, answer: ServerAnswer): GatewayBotError =>
+  answer.status === 401 || (answer.code !== undefined && TOKEN_ERROR_CODES.has(answer.code))
+    ? new DiscordUnauthorized({ answer })
+    : new DiscordRequestRefused({ url: new URL(url).pathname, answer })
 
 const fetchGatewayBot = (url: string, token: Redacted.Redacted<string>) =>
   Effect.gen(function*() {
@@ -87,14 +155,15 @@ const fetchGatewayBot = (url: string, token: Redacted.Redacted<string>) =>
         }),
       catch: (cause) => new DiscordRestError({ reason: describeNetworkError(cause) })
     })
-    if (response.status === 401) return yield* new DiscordUnauthorized()
     const body = yield* Effect.tryPromise({
-      try: () => response.text(),
+      // A server that echoes the request must not put the token into our error line.
+      try: async () => (await response.text()).split(Redacted.value(token)).join("<token>"),
       catch: (cause) => new DiscordRestError({ reason: describeNetworkError(cause) })
     })
     if (response.status === 429) {
       return yield* new DiscordRestError({ reason: "rate limited (HTTP 429)", retryAfterMs: retryAfterMs(response, body) })
     }
+    if (response.status >= 400 && response.status < 500) return yield* refusal(url, readServerAnswer(response.status, body))
     if (!response.ok) return yield* new DiscordRestError({ reason: `HTTP ${response.status}` })
     const json = yield* Effect.try({
       try: () => JSON.parse(body) as unknown,

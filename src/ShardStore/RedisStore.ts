@@ -2,8 +2,10 @@
 // machine) resumes it. One JSON value per shard under `<prefix>shard:<id>`.
 import { Effect, Layer } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
+import { Readiness } from "../Observability/Readiness.ts"
 import { RedisClient, type RedisConnection } from "../Redis/RedisClient.ts"
 import { type SessionRecord, ShardStore, ShardStoreError } from "./ShardStore.ts"
+import { STORE_TIMEOUT_MS, withStoreHealth } from "./StoreHealth.ts"
 
 export const sessionKey = (prefix: string, shard: number) => `${prefix}shard:${shard}`
 
@@ -21,8 +23,26 @@ const parse = (text: string | null): SessionRecord | undefined => {
 }
 
 export const makeRedisStore = (redis: RedisConnection, prefix: string) => {
+  // When each command still unanswered was sent. A server that stops answering (but keeps the
+  // connection) is dropped by ioredis only after its socket timeout; until then every new command
+  // would wait in line behind the unanswered ones. So once one has waited longer than the store's
+  // timeout, new commands fail at once: a checkpoint or a shutdown never queues behind a hung server.
+  const unanswered = new Set<{ readonly sentAt: number }>()
+  const hung = () => {
+    const now = Date.now()
+    for (const command of unanswered) if (now - command.sentAt > STORE_TIMEOUT_MS) return true
+    return false
+  }
   const attempt = <A>(operation: string, run: () => Promise<A>) =>
-    Effect.tryPromise({ try: run, catch: (cause) => new ShardStoreError({ operation: `redis ${operation}`, cause }) })
+    Effect.suspend(() => {
+      if (hung()) {
+        return Effect.fail(new ShardStoreError({ operation: `redis ${operation}`, cause: `Redis has not answered an earlier command for over ${STORE_TIMEOUT_MS} ms` }))
+      }
+      const command = { sentAt: Date.now() }
+      unanswered.add(command)
+      const done = run().finally(() => void unanswered.delete(command))
+      return Effect.tryPromise({ try: () => done, catch: (cause) => new ShardStoreError({ operation: `redis ${operation}`, cause }) })
+    })
   const encode = (r: SessionRecord) => JSON.stringify({ sessionId: r.sessionId, resumeUrl: r.resumeUrl, seq: r.seq })
   return ShardStore.of({
     load: (shard) => Effect.map(attempt("GET", () => redis.client.get(sessionKey(prefix, shard))), parse),
@@ -41,6 +61,9 @@ export const RedisStoreLive = Layer.effect(
   Effect.gen(function*() {
     const config = yield* AppConfig
     const redis = yield* RedisClient
-    return makeRedisStore(redis, config.shardStore.prefix)
+    const readiness = yield* Readiness
+    // ioredis drops a silent server only after its socket timeout (10 s): the store's own timeout
+    // is shorter, so a hung Redis shows on /readyz and cannot stretch a shutdown.
+    return withStoreHealth(makeRedisStore(redis, config.shardStore.prefix), readiness, `redis ${redis.endpoint}`)
   })
 )

@@ -12,9 +12,13 @@ export class ShardStoreError extends Data.TaggedError("ShardStoreError")<{
   readonly operation: string
   readonly cause: unknown
 }> {
-  override get message() {
+  /** What failed and why, without the "shard store" subject: "write of PATH failed: EACCES ...". */
+  get reason() {
     const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `shard store ${this.operation} failed: ${detail}`
+    return `${this.operation} failed: ${detail}`
+  }
+  override get message() {
+    return `shard store ${this.reason}`
   }
 }
 

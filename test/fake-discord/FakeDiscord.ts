@@ -251,11 +251,11 @@ export class FakeDiscord {
   // ---- settings --------------------------------------------------------------------------------
 
   setSessionStartLimit(limit: Partial<SessionStartLimit>): void { this.#ctx.limiter.set(limit) }
-  /** Makes the next `times` /gateway/bot calls fail; undefined clears. */
+  /** Makes the next `times` /gateway/bot calls answer `status` (and `body`, if given); undefined clears. */
   setRestFailures(failure: RestFailure | undefined): void {
     this.#ctx.restFailures = failure === undefined || failure.times <= 0
       ? undefined
-      : { status: failure.status, remaining: failure.times, retryAfterSec: failure.retryAfterSec ?? 1 }
+      : { status: failure.status, remaining: failure.times, retryAfterSec: failure.retryAfterSec ?? 1, body: failure.body }
   }
   /** Recommended shard count for later /gateway/bot calls. */
   setShardCount(count: number): void { this.#ctx.shardCount = count }

@@ -13,6 +13,11 @@ export interface RestFailure {
   readonly times: number
   /** For 429: retry_after in seconds (float). Default 1. */
   readonly retryAfterSec?: number | undefined
+  /**
+   * The answer's body instead of the default one: a string is sent as it is (text/plain), anything
+   * else as JSON, e.g. Discord's error shape `{ message: "401: Unauthorized", code: 40001 }`.
+   */
+  readonly body?: unknown
 }
 
 export interface FakeDiscordOptions {
@@ -120,7 +125,7 @@ export interface FakeContext {
   readonly connections: Set<GatewayConnection>
   /** Recommended shard count (mutable via setShardCount). */
   shardCount: number
-  restFailures: { status: number; remaining: number; retryAfterSec: number } | undefined
+  restFailures: { status: number; remaining: number; retryAfterSec: number; body?: unknown } | undefined
   /** ws://host:port — the main gateway URL. */
   gatewayUrl: string
   /** READY.resume_gateway_url. */

@@ -1,11 +1,15 @@
 // The two REST routes a gateway needs: GET /api/v{N}/gateway and GET /api/v{N}/gateway/bot,
-// with Discord's auth and rate-limit error shapes, plus injectable failures for /gateway/bot.
+// with Discord's auth and rate-limit error shapes, plus injectable answers for /gateway/bot (any
+// status, with Discord's error body or a chosen one).
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { FakeContext } from "./options.ts"
 
 function reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers })
+  // A string body goes out as it is (an HTML error page from a proxy, say); anything else as JSON.
+  const raw = typeof body === "string"
+  const text = raw ? body : JSON.stringify(body)
+  const contentType = raw ? "text/plain; charset=utf-8" : "application/json"
+  res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(text), ...headers })
   res.end(text)
 }
 
@@ -42,13 +46,14 @@ export function createRestHandler(ctx: FakeContext): (req: IncomingMessage, res:
       record(failure.status)
       if (failure.status === 429) {
         const retryAfter = failure.retryAfterSec
-        return reply(res, 429, { message: "You are being rate limited.", retry_after: retryAfter, global: false }, {
+        const body = failure.body ?? { message: "You are being rate limited.", retry_after: retryAfter, global: false }
+        return reply(res, 429, body, {
           "retry-after": String(Math.ceil(retryAfter)),
           "x-ratelimit-global": "false",
           "x-ratelimit-scope": "user"
         })
       }
-      return reply(res, failure.status, { message: `${failure.status}: Injected failure`, code: 0 })
+      return reply(res, failure.status, failure.body ?? { message: `${failure.status}: Injected failure`, code: 0 })
     }
     if (!authorized) {
       record(401)
