@@ -113,12 +113,13 @@ const makeLeases = (redis: RedisConnection, prefix: string, shards: ReadonlyArra
       }
     })
     yield* Effect.forkScoped(Effect.repeat(renew, Schedule.spaced(Duration.millis(RENEW_EVERY_MS))))
-    // On a clean stop the leases go at once, so a replacement need not wait for them to expire.
+    // On a clean stop the leases go at once, so a replacement need not wait for them to expire;
+    // bounded, so a Redis that does not answer cannot hold the shutdown (they expire anyway).
     yield* Effect.addFinalizer(() =>
       Effect.forEach(shards, (shard) => call(() => client.eval(RELEASE, 1, leaseKey(prefix, shard), owner)).pipe(Effect.ignore), {
         concurrency: 16,
         discard: true
-      })
+      }).pipe(Effect.timeout("500 millis"), Effect.ignore)
     )
     yield* Effect.logDebug(`leased shards ${shards.join(",")} as ${owner}`)
     const cell = (shard: number) => {

@@ -161,7 +161,8 @@ export const makeRedisClient = (
         closing = true
         return client.quit()
       }).pipe(
-        Effect.timeout("2 seconds"),
+        // Bounded so a hung Redis cannot hold the shutdown past its budget.
+        Effect.timeout("500 millis"),
         Effect.catch(() => Effect.void),
         // quit() fails while disconnected; disconnect() also stops any pending reconnect.
         Effect.andThen(Effect.sync(() => client.disconnect()))

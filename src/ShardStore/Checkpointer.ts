@@ -3,7 +3,6 @@
 // only means a few events are delivered twice after the resume.
 import { Context, Effect, Layer, Schedule } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
-import { outageLog } from "../Resilience/OutageLog.ts"
 import { ShardStore, type SessionRecord } from "./ShardStore.ts"
 
 /** A live session whose progress is checkpointed (a shard's session cursor). */
@@ -42,8 +41,6 @@ export const CheckpointerLive = Layer.effect(
     const store = yield* ShardStore
     const config = yield* AppConfig
     const live = new Map<number, CheckpointSource>()
-    // A store that keeps failing is logged when it starts and when it ends, not every interval.
-    const outage = outageLog("writing checkpoints to the shard store")
 
     const flush = Effect.gen(function*() {
       const batch = new Map<number, SessionRecord>()
@@ -54,7 +51,6 @@ export const CheckpointerLive = Layer.effect(
       }
       if (batch.size === 0) return
       yield* store.saveAll(batch).pipe(
-        Effect.andThen(outage.succeeded),
         Effect.catch((error) =>
           Effect.gen(function*() {
             // Try again on the next tick rather than lose the checkpoint.
@@ -62,7 +58,8 @@ export const CheckpointerLive = Layer.effect(
               const cursor = live.get(shard)
               if (cursor) cursor.dirty = true
             }
-            yield* outage.failed(error.message)
+            // The store reports its own outage (once, and on /readyz): here only a debug line.
+            yield* Effect.logDebug(`checkpoints not written: ${error.message}; will retry`)
           })
         )
       )
@@ -80,7 +77,7 @@ export const CheckpointerLive = Layer.effect(
           yield* store.save(cursor.shard, recordOf(cursor)).pipe(
             Effect.catch((error) => {
               cursor.dirty = true
-              return Effect.logWarning(`${error.message}; will retry`)
+              return Effect.logDebug(`checkpoint not written: ${error.message}; will retry`)
             })
           )
         }),
