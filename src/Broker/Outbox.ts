@@ -1,9 +1,8 @@
 // The bounded hand-off between the shards (producers, in socket callbacks) and the broker (one
 // consumer, so events keep their order), read as a Stream of chunks of up to MAX_CHUNK events.
-// When it holds `capacity` events the shards are told to stop reading their sockets; they are
-// told to go on once it has drained to half. An offer is never refused while the outbox is open:
-// frames already read must not be lost, so the bound is soft by at most what a paused socket had
-// already buffered. A chunk leaves the outbox only once the broker accepted it: a consumer that
+// It never holds more than `capacity` events: an offer past that is refused, and the shard keeps
+// the event (and stops reading its socket) until it is told there is room again, once the outbox
+// has drained to half. A chunk leaves the outbox only once the broker accepted it: a consumer that
 // dies with a chunk in hand is restarted and is handed that chunk again (at least once, in order).
 import { type Cause, Context, Effect, Layer, Queue, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
@@ -14,7 +13,10 @@ import type { DispatchEvent } from "./DispatchEvent.ts"
 export const MAX_CHUNK = 512
 
 export interface Outbox {
-  /** Returns false when the outbox is full: the caller should pause and wait for `onSpace`. */
+  /**
+   * Takes the event, or returns false without taking it when the outbox is full (or ended): the
+   * caller keeps it, stops reading, and offers it again after `onSpace`.
+   */
   readonly offer: (event: DispatchEvent) => boolean
   /** Registers a one-shot callback for when the outbox has room again. */
   readonly onSpace: (resume: () => void) => void
@@ -56,11 +58,11 @@ export const makeOutbox = (capacity: number) =>
     return Outbox.of({
       capacity,
       offer: (event) => {
-        // Refused only after `end`: the shards have stopped reading by then, and an event that
-        // never reached the broker is not checkpointed, so the next start replays it.
-        if (!Queue.offerUnsafe(queue, event)) return false
+        // After `end` the shards have stopped reading, and an event that never reached the
+        // broker is not checkpointed, so the next start replays it.
+        if (held >= capacity || !Queue.offerUnsafe(queue, event)) return false
         held++
-        return held < capacity
+        return true
       },
       onSpace: (resume) => {
         waiters.push(resume)

@@ -7,6 +7,7 @@
 import { Cause, Clock, Context, Data, Duration, Effect, Layer, Metric, Queue, Redacted, type Scope } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import type { GatewayConfig } from "../Config/GatewayConfig.ts"
+import type { DispatchEvent } from "../Broker/DispatchEvent.ts"
 import { Outbox } from "../Broker/Outbox.ts"
 import { closeAction } from "../Discord/CloseCodes.ts"
 import { privilegedIntentNames } from "../Discord/Intents.ts"
@@ -91,6 +92,10 @@ interface ShardRun {
   cursor: SessionCursor | undefined
   /** A command taken from the queue and not yet written: the next connection sends it. */
   carried: CommandJob | undefined
+  /** Events read while the outbox was full, waiting for room (from `overflowHead` on). They
+   * belong to the session, not the connection: a new connection waits for them to go first. */
+  overflow: Array<DispatchEvent>
+  overflowHead: number
 }
 
 export const ShardSessionLive = Layer.effect(
@@ -180,19 +185,28 @@ export const ShardSessionLive = Layer.effect(
           window.record(clock.currentTimeMillisUnsafe())
           return conn?.send(payload) ?? false
         }
-        const resumeReading = () => {
+        // Backpressure: the outbox takes no more than its capacity. An event it refuses waits in the
+        // shard's own overflow (in order, ahead of anything read later) and the socket stops being
+        // read; what the socket had already buffered joins the overflow. Once the outbox has room
+        // the overflow goes first, then reading starts again.
+        const drainOverflow = () => {
+          while (sh.overflowHead < sh.overflow.length && outbox.offer(sh.overflow[sh.overflowHead]!)) sh.overflowHead++
+          if (sh.overflowHead < sh.overflow.length) return outbox.onSpace(drainOverflow)
+          sh.overflow = []
+          sh.overflowHead = 0
           paused = false
           if (reading) conn?.resume()
         }
         const forward = (t: string, seq: number) => {
           const cursor = sh.cursor!
           cursor.forwarded(seq)
-          if (!outbox.offer({ shard, t, seq, data: dText.slice(dStart, dEnd), receipt: cursor }) && !paused) {
-            // Backpressure: stop reading this socket until the broker catches up.
-            paused = true
-            conn?.pause()
-            outbox.onSpace(resumeReading)
-          }
+          const event: DispatchEvent = { shard, t, seq, data: dText.slice(dStart, dEnd), receipt: cursor }
+          if (sh.overflow.length === 0 && outbox.offer(event)) return
+          sh.overflow.push(event)
+          if (paused) return
+          paused = true
+          conn?.pause()
+          outbox.onSpace(drainOverflow)
         }
         const perform = (action: Action) => {
           switch (action._tag) {
@@ -341,6 +355,12 @@ export const ShardSessionLive = Layer.effect(
         connections.add(connection)
         yield* Effect.addFinalizer(() => Effect.sync(() => connections.delete(connection)))
         if (!reading) connection.pause()
+        // Events of an earlier connection still wait for the outbox: they go first.
+        if (sh.overflowHead < sh.overflow.length) {
+          paused = true
+          connection.pause()
+          outbox.onSpace(drainOverflow)
+        }
         apply({ _tag: "Connected" })
 
         yield* forkWatched(
@@ -435,7 +455,9 @@ export const ShardSessionLive = Layer.effect(
           lease,
           state: initialState(stored && { session: { id: stored.sessionId, resumeUrl: stored.resumeUrl }, seq: stored.seq }),
           cursor: stored ? new SessionCursor(shard, stored.sessionId, stored.resumeUrl, stored.seq, writable) : undefined,
-          carried: undefined
+          carried: undefined,
+          overflow: [],
+          overflowHead: 0
         }
         if (stored) yield* Effect.logInfo(`found stored session ${stored.sessionId} at seq ${stored.seq}; resuming`)
         const attempt = Effect.scoped(connectOnce(sh)).pipe(

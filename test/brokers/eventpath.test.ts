@@ -107,14 +107,15 @@ describe("event path", () => {
       assert.deepStrictEqual(acked.get(1), [2, 4, 6, 8, 10])
     }))
 
-  it.live("a full outbox tells the shard to pause and wakes it once it drained to half", () =>
+  it.live("a full outbox refuses the next event (the shard keeps it and pauses) and wakes it once it drained to half", () =>
     Effect.gen(function*() {
-      const { events } = makeEvents(100)
+      const { events } = makeEvents(101)
       const scripted = scriptedBroker(() => Effect.void)
       const { outbox, layer } = yield* environment(scripted.broker, 100)
       const answers = events.map((e) => outbox.offer(e))
-      assert.isTrue(answers.slice(0, 99).every(Boolean))
-      assert.isFalse(answers[99], "the 100th event fills it: pause")
+      assert.isTrue(answers.slice(0, 100).every(Boolean))
+      assert.isFalse(answers[100], "the 101st event is refused: the outbox never holds more than its capacity")
+      assert.strictEqual(outbox.size(), 100)
       let woken = 0
       outbox.onSpace(() => woken++)
       assert.strictEqual(woken, 0)

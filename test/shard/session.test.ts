@@ -168,6 +168,26 @@ describe("heartbeats, in-process", () => {
       expect(h.discord.peers.length).toBe(1)
     }))
 
+  it.effect("the outbox never holds more than its capacity: what the socket had buffered waits in the shard, in order, even across a reconnect", () =>
+    Effect.gen(function*() {
+      const h = yield* makeHarness({ bufferSize: 10, drain: false })
+      h.discord.readAhead = 5
+      yield* h.until(() => h.discord.live(0) !== undefined, "READY")
+      let peak = 0
+      for (let i = 0; i < 40; i++) {
+        h.discord.dispatch(0, "MESSAGE_CREATE", { m: `e-${i}` })
+        peak = Math.max(peak, h.outbox.size())
+      }
+      expect(peak).toBe(10)
+      // The connection ends while events wait in the shard: they are not lost, nor read twice.
+      h.discord.live(0)!.close(4000, "")
+      yield* h.advance(5_000)
+      yield* Effect.forkScoped(h.drain)
+      yield* h.until(() => h.markers(0).length >= 40, "all 40 events", 10_000)
+      expect(h.markers(0)).toEqual(Array.from({ length: 40 }, (_, i) => `e-${i}`))
+      expect(h.discord.resumes.length).toBe(1)
+    }))
+
   it.effect("HELLO intervals out of range are clamped (1 ms beats every second, 1e12 every five minutes)", () =>
     Effect.gen(function*() {
       const fast = yield* makeHarness({ discord: { heartbeatIntervalMs: 1 } })

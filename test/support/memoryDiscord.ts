@@ -39,12 +39,24 @@ export class MemoryPeer {
   /** What arrived while the client had stopped reading (a paused socket). */
   readonly unread: Array<string> = []
 
+  /** Messages still handed over after a pause, like what a real socket had already buffered. */
+  readAhead = 0
+  #readAheadLeft = 0
+
   /** Server to client; held while the client is not reading, like a paused socket's buffers. */
   deliver(payload: unknown): void {
     if (!this.open) return
     const text = typeof payload === "string" ? payload : JSON.stringify(payload)
-    if (this.paused) this.unread.push(text)
+    if (this.paused && this.#readAheadLeft > 0) {
+      this.#readAheadLeft--
+      this.handlers.onPayload(text)
+    } else if (this.paused) this.unread.push(text)
     else this.handlers.onPayload(text)
+  }
+
+  pause(): void {
+    if (!this.paused) this.#readAheadLeft = this.readAhead
+    this.paused = true
   }
 
   /** The client reads again: what waited is read now, in order. */
@@ -89,6 +101,8 @@ export class MemoryDiscord {
     return this.clock?.currentTimeMillisUnsafe() ?? 0
   }
   readonly mainUrl = "ws://main.discord.test/"
+  /** Read-ahead given to every new connection (see MemoryPeer.readAhead). */
+  readAhead = 0
 
   constructor(options: MemoryDiscordOptions = {}) {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 41_250
@@ -110,6 +124,7 @@ export class MemoryDiscord {
               if (url.startsWith(prefix)) return yield* new ConnectError({ url, reason: "connect ECONNREFUSED" })
             }
             const peer = new MemoryPeer(url, now, handlers)
+            peer.readAhead = server.readAhead
             server.peers.push(peer)
             return peer
           })),
@@ -143,7 +158,7 @@ export class MemoryDiscord {
         peer.clientClose = { code, aborted: true }
         peer.open = false
       },
-      pause: () => void (peer.paused = true),
+      pause: () => peer.pause(),
       resume: () => {
         peer.paused = false
         peer.flush()
