@@ -156,14 +156,17 @@ const fetchGatewayBot = (url: string, token: Redacted.Redacted<string>) =>
       catch: (cause) => new DiscordRestError({ reason: describeNetworkError(cause) })
     })
     const body = yield* Effect.tryPromise({
-      // A server that echoes the request must not put the token into our error line.
-      try: async () => (await response.text()).split(Redacted.value(token)).join("<token>"),
+      try: () => response.text(),
       catch: (cause) => new DiscordRestError({ reason: describeNetworkError(cause) })
     })
     if (response.status === 429) {
       return yield* new DiscordRestError({ reason: "rate limited (HTTP 429)", retryAfterMs: retryAfterMs(response, body) })
     }
-    if (response.status >= 400 && response.status < 500) return yield* refusal(url, readServerAnswer(response.status, body))
+    if (response.status >= 400 && response.status < 500) {
+      // A server that echoes the request must not put the token into our error line. Only the
+      // error text is redacted: the answer itself is data (and a short test token is in every word).
+      return yield* refusal(url, readServerAnswer(response.status, body.split(Redacted.value(token)).join("<token>")))
+    }
     if (!response.ok) return yield* new DiscordRestError({ reason: `HTTP ${response.status}` })
     const json = yield* Effect.try({
       try: () => JSON.parse(body) as unknown,

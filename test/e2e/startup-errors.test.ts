@@ -22,7 +22,7 @@ const base = (): Record<string, string> => ({
 
 const cases: Array<[string, Record<string, string | undefined>, RegExp]> = [
   ["missing token", { DISCORD_TOKEN: undefined }, /token.*DISCORD_TOKEN/],
-  ["unknown intent", { DISCORD_INTENTS: "GUILD" }, /DISCORD_INTENTS.*"GUILD".*did you mean "GUILDS"/],
+  ["unknown intent", { DISCORD_INTENTS: "GUILDZ" }, /DISCORD_INTENTS.*"GUILDZ".*did you mean "GUILDS"/],
   ["non-numeric shard count", { DISCORD_SHARD_COUNT: "four" }, /DISCORD_SHARD_COUNT.*"four"/],
   ["shard id outside the count", { DISCORD_SHARD_COUNT: "2", DISCORD_SHARD_IDS: "0,5" }, /DISCORD_SHARD_IDS.*5/],
   ["bad duration", { BROKER_MESSAGE_TIMEOUT: "soon" }, /BROKER_MESSAGE_TIMEOUT/],
