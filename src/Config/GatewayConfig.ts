@@ -44,4 +44,6 @@ export interface GatewayConfig {
   /** Milliseconds between shard-store checkpoint flushes. */
   readonly checkpointIntervalMs: number
   readonly logLevel: LogLevel
+  /** Absolute path of the TOML file read; undefined when none was (environment only). */
+  readonly configFile?: string | undefined
 }
