@@ -17,7 +17,9 @@ import { ShardPlan } from "../Shard/ShardPlan.ts"
 import { ShardStatus } from "../Shard/ShardStatus.ts"
 import { GatewayStats } from "./GatewayStats.ts"
 import { Readiness } from "./Readiness.ts"
+import { observeGatewayScoped } from "./GatewayMetrics.ts"
 import { renderMetrics } from "./MetricsText.ts"
+import { observeRuntimeScoped } from "./RuntimeMetrics.ts"
 
 export class MetricsServerError extends Data.TaggedError("MetricsServerError")<{
   readonly address: string
@@ -167,16 +169,18 @@ export const HttpServerLive = Layer.effectDiscard(
     const plan = yield* ShardPlan
     const commands = Option.getOrUndefined(yield* Effect.serviceOption(CommandStats))
     const readiness = yield* Readiness
+    const gateway = yield* observeGatewayScoped({
+      stats,
+      shards: () => status.snapshot(),
+      outbox: { size: () => outbox.size(), capacity: outbox.capacity },
+      broker: { name: broker.name, connected: () => broker.connected() },
+      commands,
+      sessionBudget: () => stats.sessionBudget() ?? plan.sessionStartLimit.remaining
+    })
+    const runtime = yield* observeRuntimeScoped
+    const context = yield* Effect.context<never>()
     const probes: Probes = {
-      metrics: () =>
-        renderMetrics({
-          stats,
-          shards: status.snapshot(),
-          outbox: { size: outbox.size(), capacity: outbox.capacity },
-          broker: { name: broker.name, connected: broker.connected() },
-          commands,
-          sessionBudget: stats.sessionBudget() ?? plan.sessionStartLimit.remaining
-        }),
+      metrics: () => renderMetrics(context, [gateway.collect, runtime.collect]),
       shards: () => ({ allReady: status.allReady(), ready: status.readyCount(), total: status.snapshot().size }),
       brokerConnected: () => broker.connected(),
       stopping: () => status.stopping(),
