@@ -3,7 +3,13 @@
 import * as NodeStdio from "@effect/platform-node/NodeStdio"
 import { Effect, Option, Stdio } from "effect"
 
-export const currentStdio: Effect.Effect<Stdio.Stdio> = Effect.flatMap(
+/** NodeStdio's service (the layer holds one constant instance). */
+export const nodeStdio: Stdio.Stdio = Effect.runSync(Effect.provide(Effect.service(Stdio.Stdio), NodeStdio.layer))
+
+export const currentStdio: Effect.Effect<Stdio.Stdio> = Effect.map(
   Effect.serviceOption(Stdio.Stdio),
-  (given) => Option.isSome(given) ? Effect.succeed(given.value) : Effect.provide(Effect.service(Stdio.Stdio), NodeStdio.layer)
+  (given) => Option.getOrElse(given, () => nodeStdio)
 )
+
+/** Whether `stdio` is the process's own standard streams, where a direct write is equivalent. */
+export const isNodeStdio = (stdio: Stdio.Stdio): boolean => stdio === nodeStdio

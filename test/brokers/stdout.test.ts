@@ -1,12 +1,14 @@
 // The stdout broker writes through the platform's Stdio service, so this test swaps standard
 // output for its own sink: JSON lines or a MessagePack stream per batch, and a failing output
 // turns into a BrokerError and a disconnected broker (so /readyz reports it).
+import * as NodeStdio from "@effect/platform-node/NodeStdio"
 import { decodeMulti } from "@msgpack/msgpack"
 import { Effect, Layer, PlatformError, Sink, Stdio } from "effect"
 import { describe, expect, it } from "vitest"
 import { AppConfig } from "../../src/Config/AppConfig.ts"
 import { Broker } from "../../src/Broker/Broker.ts"
 import { StdoutBrokerLive } from "../../src/Broker/StdoutBroker.ts"
+import { isNodeStdio } from "../../src/Process/Stdio.ts"
 import { fakeBatch, testConfig } from "./support.ts"
 
 const capture = () => {
@@ -49,5 +51,11 @@ describe("stdout broker", () => {
       broker.publish(fakeBatch(["X"], 1)).pipe(Effect.flip, Effect.map((error) => ({ error, connected: broker.connected() }))))
     expect(result.error.message).toMatch(/^stdout broker: write failed: .*EPIPE/)
     expect(result.connected).toBe(false)
+  })
+
+  it("recognises the process's own Stdio (written to directly) and nothing else", async () => {
+    const fromMain = await Effect.runPromise(Effect.provide(Effect.service(Stdio.Stdio), NodeStdio.layer))
+    const fromTest = await Effect.runPromise(Effect.provide(Effect.service(Stdio.Stdio), capture().stdio))
+    expect([isNodeStdio(fromMain), isNodeStdio(fromTest)]).toEqual([true, false])
   })
 })
