@@ -24,11 +24,13 @@ import { teardown } from "./Process/ExitCode.ts"
 import { IdentifyLimiterLive, MemoryRateLimiterLive, RedisRateLimiterLive } from "./RateLimiter/IdentifyLimiter.ts"
 import { RedisClient, type RedisClientError } from "./Redis/RedisClient.ts"
 import { SessionBudgetLive } from "./Shard/SessionBudget.ts"
-import { NoShardLeases, RedisShardLeasesLive } from "./Shard/ShardLeases.ts"
+import { NoShardLeases, RedisShardLeasesLive } from "./Cluster/ShardLeases.ts"
 import { CheckpointerLive } from "./ShardStore/Checkpointer.ts"
 import { shardStoreLayer } from "./ShardStore/layers.ts"
 import { ShardPlan } from "./Shard/ShardPlan.ts"
+import { ShardCommandsLive } from "./Shard/ShardCommands.ts"
 import { ShardSessionLive } from "./Shard/ShardSession.ts"
+import { TransportLive } from "./Transport/Transport.ts"
 import { ShardStatusLive } from "./Shard/ShardStatus.ts"
 import { SharderLive } from "./Shard/Sharder.ts"
 
@@ -50,7 +52,7 @@ const appLayer = (config: GatewayConfig) => {
   )
   const leases = redis ? redisRequired(RedisShardLeasesLive) : NoShardLeases
   const core = Layer.mergeAll(limiter, store, leases, OutboxLive, ShardStatusLive, brokerLayer(config))
-  const session = ShardSessionLive.pipe(Layer.provideMerge(core))
+  const session = ShardSessionLive.pipe(Layer.provideMerge(core), Layer.provideMerge(Layer.mergeAll(TransportLive, ShardCommandsLive)))
   const shards = SharderLive.pipe(Layer.provideMerge(session), Layer.provideMerge(plan))
   const app = commandsLayer(config).pipe(Layer.provideMerge(shards))
   // Built last, so a taken port fails the start before any shard connects; one stats instance for all.

@@ -104,7 +104,8 @@ describe("Intents", () => {
     expect(intentBit("GUILD_BANS")).toBe(INTENTS.GUILD_MODERATION)
     expect(intentBit("GUILD_EMOJIS")).toBe(INTENTS.GUILD_EXPRESSIONS)
     expect(intentBit("guild_emojis_and_stickers")).toBe(INTENTS.GUILD_EXPRESSIONS)
-    expect(intentBit("GUILD")).toBeUndefined()
+    expect(intentBit("GUILD")).toBe(INTENTS.GUILDS)
+    expect(intentBit("GUILDZ")).toBeUndefined()
     expect(intentBit("toString")).toBeUndefined()
   })
 
@@ -194,7 +195,7 @@ describe("flags", () => {
   it("rejects unknown flags with a suggestion", async () => {
     await expectError({ argv: ["--verbose"] }, "--verbose", "unknown flag", "--help")
     await expectError({ argv: ["--confg", "x"] }, "--confg", `did you mean "--config"?`)
-    await expectError({ argv: ["--loglevel=debug"] }, "--loglevel", `did you mean "--log-level"?`)
+    await expectError({ argv: ["--logleve=debug"] }, "--logleve", `did you mean "--log-level"?`)
     await expectError({ argv: ["-v"] }, "-v", "unknown flag")
   })
 
@@ -291,7 +292,7 @@ type = 3
     await expectError({ env: BASE_ENV, toml: `[shards]\ncout = 2\n` }, "shards.cout", `did you mean "count"?`)
     await expectError({ env: BASE_ENV, toml: `[shard]\ncount = 2\n` }, "shard", `did you mean "shards"?`)
     await expectError({ env: BASE_ENV, toml: `[broker]\nzzzzzz = 1\n` }, "broker.zzzzzz", "expected one of type, group")
-    await expectError({ env: BASE_ENV, toml: `[presence.game]\nname = "x"\n` }, "presence.game", "unknown key")
+    await expectError({ env: BASE_ENV, toml: `[presence.gaem]\nname = "x"\n` }, "presence.gaem", "unknown key")
     await expectError(
       { env: BASE_ENV, toml: `[presence]\nactivities = [{ nmae = "x", type = 0 }]\n` },
       "presence.activities[0].nmae",
@@ -437,9 +438,9 @@ describe("intents", () => {
     expect((await load({ env: BASE_ENV, toml: `intents = []` })).intents).toBe(0)
   })
 
-  it("suggests GUILDS for GUILD", async () => {
-    await expectError({ env: BASE_ENV, toml: `intents = ["GUILD"]` }, "intents", `unknown intent "GUILD" (did you mean "GUILDS"?)`)
-    await expectError({ env: { ...BASE_ENV, DISCORD_INTENTS: "GUILDS,GUILD" } }, "DISCORD_INTENTS", `(did you mean "GUILDS"?)`)
+  it("suggests current names for misspelt ones", async () => {
+    await expectError({ env: BASE_ENV, toml: `intents = ["GUILDZ"]` }, "intents", `unknown intent "GUILDZ" (did you mean "GUILDS"?)`)
+    await expectError({ env: { ...BASE_ENV, DISCORD_INTENTS: "GUILDS,GUILD_MESAGES" } }, "DISCORD_INTENTS", `(did you mean "GUILD_MESSAGES"?)`)
     await expectError({ env: { ...BASE_ENV, DISCORD_INTENTS: "EVERYTHING" } }, "DISCORD_INTENTS", `unknown intent "EVERYTHING"`, "README.md")
   })
 
@@ -579,7 +580,7 @@ describe("broker", () => {
 describe("redis and amqp urls", () => {
   it("validate the scheme without echoing passwords", async () => {
     await expectError({ env: { ...BASE_ENV, REDIS_URL: `http://:${PASSWORD}@host` } }, "REDIS_URL", "wrong scheme", "redis://")
-    await expectError({ env: { ...BASE_ENV, REDIS_URL: `redis://ok, localhost:6379` } }, "REDIS_URL", "entry 2", "redis://localhost:6379")
+    await expectError({ env: { ...BASE_ENV, REDIS_URL: `redis://ok, http://localhost:6379` } }, "REDIS_URL", "entry 2", "redis://localhost:6379")
     await expectError({ env: { ...BASE_ENV, REDIS_URL: `not a url ${PASSWORD}` } }, "REDIS_URL", "not a valid URL")
     await expectError({ env: { ...BASE_ENV, AMQP_URL: `redis://u:${PASSWORD}@h` } }, "AMQP_URL", "amqp:// or amqps://")
     await expectError({ env: BASE_ENV, toml: `[redis]\nurls = [1]` }, "redis.urls", "quoted string")
@@ -637,7 +638,7 @@ describe("presence", () => {
     await expectError({ env: { ...BASE_ENV, DISCORD_PRESENCE: `{status: online}` } }, "DISCORD_PRESENCE", "invalid JSON", `{"status":"online"`)
     await expectError({ env: { ...BASE_ENV, DISCORD_PRESENCE: `[1]` } }, "DISCORD_PRESENCE", "expected a JSON object")
     await expectError({ env: { ...BASE_ENV, DISCORD_PRESENCE: `{"status":"away"}` } }, "DISCORD_PRESENCE", "at status", "online, dnd, idle, invisible, offline")
-    await expectError({ env: { ...BASE_ENV, DISCORD_PRESENCE: `{"game":{}}` } }, "DISCORD_PRESENCE", "at game", "unknown key")
+    await expectError({ env: { ...BASE_ENV, DISCORD_PRESENCE: `{"games":{}}` } }, "DISCORD_PRESENCE", "at games", "unknown key")
     await expectError({ env: { ...BASE_ENV, DISCORD_PRESENCE: `{"activities":{}}` } }, "DISCORD_PRESENCE", "at activities", "array")
     await expectError({ env: BASE_ENV, toml: `[presence]\nactivities = [{ name = "x" }]` }, "presence.activities[0].type", "missing", "0 Playing")
     await expectError({ env: BASE_ENV, toml: `[presence]\nactivities = [{ name = "x", type = 9 }]` }, "presence.activities[0].type", "from 0 to 5")

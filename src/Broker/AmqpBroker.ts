@@ -7,7 +7,7 @@ import { AppConfig } from "../Config/AppConfig.ts"
 import type { PayloadEncoding } from "../Config/GatewayConfig.ts"
 import { Broker, BrokerError } from "./Broker.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
-import { encodeDataMsgpack } from "./Encoding.ts"
+import { encodeData } from "./Encoding.ts"
 import { type AmqpLink, makeAmqpLink } from "./AmqpLink.ts"
 
 /** A batch not confirmed by then is a failure (the Publisher retries it). */
@@ -70,7 +70,7 @@ export const makeAmqpBroker = (options: AmqpBrokerOptions) =>
       // `mandatory` messages that reach no queue come back here (before their confirm).
       channel.on("return", (msg: Message) => void state.returned.add(msg.fields.routingKey))
       try {
-        await channel.assertExchange(group, "direct", { durable: true })
+        // The exchange itself is declared by the link (`exchange` below).
         await declare(channel, state, known)
       } catch (error) {
         throw explainDeclareError(error, group)
@@ -78,22 +78,18 @@ export const makeAmqpBroker = (options: AmqpBrokerOptions) =>
       states.set(channel, state)
     }
 
-    const link: AmqpLink = yield* makeAmqpLink({ url: options.url, setup, connectionName: `spectacles-gateway (${group})` })
+    const link: AmqpLink = yield* makeAmqpLink({ url: options.url, setup, exchange: group, connectionName: `spectacles-gateway (${group})` })
 
     const properties = (e: DispatchEvent): Options.Publish => ({
       persistent: true,
       mandatory: true,
-      contentType: options.encoding === "msgpack" ? "application/msgpack" : "application/json",
+      contentType: options.encoding === "json" ? "application/json" : "application/msgpack",
       type: e.t,
       headers: { shard: e.shard, seq: e.seq },
       ...(options.messageTimeoutMs > 0 ? { expiration: String(options.messageTimeoutMs) } : {})
     })
-    const body = options.encoding === "msgpack"
-      ? (e: DispatchEvent) => {
-        const bytes = encodeDataMsgpack(e)
-        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-      }
-      : (e: DispatchEvent) => Buffer.from(e.data)
+    const encoding = options.encoding
+    const body = encoding === "json" ? (e: DispatchEvent) => Buffer.from(e.data) : (e: DispatchEvent) => encodeData(encoding, e)
 
     // Resolves when the channel's write buffer drained; rejects if the channel closes first.
     const drained = (channel: ConfirmChannel) =>

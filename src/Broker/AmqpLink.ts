@@ -39,6 +39,11 @@ export interface AmqpLinkOptions {
   readonly setup: (channel: ConfirmChannel) => Promise<void>
   /** Shown in RabbitMQ's management UI. */
   readonly connectionName: string
+  /**
+   * The group's direct exchange, declared (durable) on every new connection before `setup` runs;
+   * one that already exists with other settings is used as it is (see `declareExchange`).
+   */
+  readonly exchange?: string
 }
 
 /** A connection attempt's failure: `setup` when the connection worked but `setup` threw. */
@@ -48,6 +53,51 @@ interface Failure {
 }
 
 class SetupFailed extends Error {}
+
+/** Exchanges found declared with other settings, so that each is warned about once per process. */
+const foreignExchanges = new Set<string>()
+
+/**
+ * Declares `name` as a durable direct exchange. RabbitMQ refuses a redeclaration with other
+ * settings (PRECONDITION_FAILED), e.g. the original Go gateway's older releases declared the
+ * group's exchange auto_delete; rather than stop, the existing exchange is then checked passively
+ * and used as it is, and the difference is returned for a warning. Only an exchange that cannot
+ * route events by name (fanout, headers, internal) still stops the start. Each attempt has its own
+ * throwaway channel, because a refused declaration closes the channel it was made on.
+ */
+const declareExchange = async (model: ChannelModel, name: string): Promise<string | undefined> => {
+  const attempt = async <A>(use: (channel: amqp.Channel) => Promise<A>): Promise<A> => {
+    const channel = await model.createChannel()
+    // The server closing this channel is expected here; the promise below carries the reason.
+    channel.on("error", () => undefined)
+    try {
+      return await use(channel)
+    } finally {
+      await channel.close().catch(() => undefined)
+    }
+  }
+  try {
+    await attempt((channel) => channel.assertExchange(name, "direct", { durable: true }))
+    return undefined
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error)
+    if (!reason.includes("PRECONDITION_FAILED")) throw error
+    // amqplib: `Operation failed: ExchangeDeclare; 406 (...) with message "PRECONDITION_FAILED - <what differs>"`
+    const difference = /with message "(?:PRECONDITION_FAILED - )?(.*)"$/.exec(reason)?.[1] ?? reason
+    // RabbitMQ names the first setting that differs, the type before the others. Events are
+    // routed by exact event name: a topic exchange does that too, a fanout or headers exchange
+    // cannot, and nobody may publish to an internal one.
+    const type = /inequivalent arg 'type' .* current is '([^']*)'/.exec(difference)?.[1]
+    if ((type !== undefined && type !== "topic") || difference.includes("inequivalent arg 'internal'")) {
+      throw new Error(
+        `${reason}; the gateway publishes to "${name}" by event name and needs a direct (or topic) exchange that is not internal: ` +
+          `delete it or choose another [broker] group`
+      )
+    }
+    await attempt((channel) => channel.checkExchange(name))
+    return difference
+  }
+}
 
 interface Live {
   readonly model: ChannelModel
@@ -110,6 +160,20 @@ export const makeAmqpLink = (options: AmqpLinkOptions): Effect.Effect<AmqpLink, 
           lose(reason)
           model.close().catch(() => undefined)
         })
+        if (options.exchange !== undefined) {
+          const exchange = options.exchange
+          const difference = await declareExchange(model, exchange).catch((error: unknown) => {
+            throw new SetupFailed(text(error))
+          })
+          if (difference !== undefined && !foreignExchanges.has(exchange)) {
+            foreignExchanges.add(exchange)
+            log(Effect.logWarning(
+              `RabbitMQ exchange "${exchange}" already exists with other settings than the durable direct exchange ` +
+                `the gateway declares (${difference}); using it as it is. It must route by event name (direct); ` +
+                `to have the gateway's settings, delete it while no gateway runs`
+            ))
+          }
+        }
         await options.setup(channel).catch((error: unknown) => {
           throw new SetupFailed(text(error))
         })

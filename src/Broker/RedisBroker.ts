@@ -8,7 +8,7 @@ import type { PayloadEncoding } from "../Config/GatewayConfig.ts"
 import { RedisClient, type RedisConnection } from "../Redis/RedisClient.ts"
 import { Broker, BrokerError } from "./Broker.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
-import { encodeDataMsgpack } from "./Encoding.ts"
+import { encodeData } from "./Encoding.ts"
 
 /** Length cap per stream when messages never expire (message_timeout = 0), trimmed approximately. */
 export const DEFAULT_STREAM_MAX_LENGTH = 100_000
@@ -52,12 +52,8 @@ export const makeRedisBroker = (redis: RedisConnection, options: RedisBrokerOpti
     return last === undefined ? [] : ["MINID", "~", `${Math.max(0, last - options.messageTimeoutMs)}-0`]
   }
 
-  const body = options.encoding === "msgpack"
-    ? (e: DispatchEvent) => {
-      const bytes = encodeDataMsgpack(e)
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    }
-    : (e: DispatchEvent) => e.data
+  const encoding = options.encoding
+  const body = encoding === "json" ? (e: DispatchEvent): string | Buffer => e.data : (e: DispatchEvent) => encodeData(encoding, e)
 
   const sendGroup = async (events: ReadonlyArray<DispatchEvent>): Promise<void> => {
     const pipeline = redis.client.pipeline()

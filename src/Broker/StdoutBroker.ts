@@ -9,7 +9,8 @@ import { currentStdio, isNodeStdio } from "../Process/Stdio.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { Broker, BrokerError } from "./Broker.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
-import { encodeEventMsgpack } from "./Encoding.ts"
+import type { PayloadEncoding } from "../Config/GatewayConfig.ts"
+import { encodeEvent } from "./Encoding.ts"
 
 /** `{"event":"T","data":D}` built from the raw `d` text, so the event is never re-serialised. */
 export const jsonLine = (e: DispatchEvent): string => `{"event":"${e.t}","data":${e.data}}\n`
@@ -28,7 +29,7 @@ const sinkWrite = (stdio: Stdio.Stdio): Write => {
   return (chunk) => Stream.run(Stream.succeed(chunk), stdout)
 }
 
-export const makeStdoutBroker = (stdio: Stdio.Stdio, encoding: "json" | "msgpack") => {
+export const makeStdoutBroker = (stdio: Stdio.Stdio, encoding: PayloadEncoding) => {
   let open = true
   const writeOnce = isNodeStdio(stdio) ? directWrite(process.stdout) : sinkWrite(stdio)
   if (isNodeStdio(stdio)) {
@@ -48,9 +49,9 @@ export const makeStdoutBroker = (stdio: Stdio.Stdio, encoding: "json" | "msgpack
     name: "stdout",
     connected: () => open,
     publish: (batch) => {
-      if (encoding === "msgpack") {
+      if (encoding !== "json") {
         // Length-free concatenation is a valid MessagePack stream: decoders read object after object.
-        return write(Buffer.concat(batch.map(encodeEventMsgpack)))
+        return write(Buffer.concat(batch.map((e) => encodeEvent(encoding, e))))
       }
       let text = ""
       for (const e of batch) text += jsonLine(e)

@@ -51,7 +51,6 @@ export const AmqpCommandLinkLive: Layer.Layer<AmqpCommandLink, BrokerError, AppC
     const closed = new WeakSet<ConfirmChannel>()
     const setup = async (channel: ConfirmChannel) => {
       channel.on("close", () => closed.add(channel))
-      await channel.assertExchange(group, "direct", { durable: true })
       await channel.assertQueue(sendQueue(group), { durable: true })
       await channel.bindQueue(sendQueue(group), group, SEND_KEY)
       const known = new Set<number>()
@@ -62,7 +61,7 @@ export const AmqpCommandLinkLive: Layer.Layer<AmqpCommandLink, BrokerError, AppC
       declared.set(channel, known)
       await hooks.onChannel?.(channel)
     }
-    const link = yield* makeAmqpLink({ url: config.amqp.url, setup, connectionName: `spectacles-gateway commands (${group})` })
+    const link = yield* makeAmqpLink({ url: config.amqp.url, setup, exchange: group, connectionName: `spectacles-gateway commands (${group})` })
     return AmqpCommandLink.of({ link, group, hooks, declared, closed })
   })
 )

@@ -4,11 +4,17 @@
 //   { "op": 4, "d": { ... }, "guild_id": "81384788765712384" }   // to the guild's shard
 //   { "op": 3, "d": { ... } }                        // no target: see `defaultTarget`
 //
+// The original Go gateway's shapes are read too (see `unwrapGoShapes`):
+//
+//   { "guild_id": "81384788765712384", "packet": { "op": 4, "d": { ... } } }
+//   the same as JSON text inside a MessagePack string or binary (what its Go clients wrote)
+//   { "event": "SEND", "data": <either of the above> }   (its stdin framing)
+//
 // Only `op` and `d` go to Discord, re-serialised as `{"op":N,"d":...}`. Everything that would make
 // Discord close the connection (an op a bot may not send, more than 4096 bytes) is refused here,
 // so a bad command costs a log line instead of a reconnect.
 import { COMMAND_OPCODES, MAX_SEND_BYTES, Op } from "../Discord/Opcodes.ts"
-import { parseRaw } from "./RawValue.ts"
+import { type Parsed, parseRaw } from "./RawValue.ts"
 import { type Refusal, refusal } from "./Refusal.ts"
 import { parseSnowflake } from "./Snowflake.ts"
 
@@ -64,7 +70,7 @@ export interface Envelope {
  * inbox): decodes, checks op and d, serialises and checks the size.
  */
 export const decodeEnvelope = (raw: Uint8Array | string): Decoded<Envelope> => {
-  const parsed = parseRaw(raw)
+  const parsed = unwrapGoShapes(parseRaw(raw))
   if (!parsed.ok) return parsed
   const fields = parsed.value
   if (!isRecord(fields)) {
@@ -89,6 +95,55 @@ export const decodeEnvelope = (raw: Uint8Array | string): Decoded<Envelope> => {
     return refuse(refusal("too_large", `{"op":${op},"d":...} is ${bytes} bytes; Discord closes the connection above ${MAX_SEND_BYTES}`))
   }
   return ok({ op, d, payload, fields })
+}
+
+/** JSON text carried as a string value (a MessagePack string or binary, or a JSON string). */
+const innerJson = (value: unknown, where: string): Parsed | undefined => {
+  if (typeof value !== "string") return undefined
+  const text = value.trimStart()
+  // Only an object inside is unwrapped: any other string stays a string, and is refused as one.
+  if (!text.startsWith("{")) return undefined
+  const inner = parseRaw(text)
+  return inner.ok ? inner : { ok: false, refusal: refusal("malformed", `${where} holds text that is not a JSON object (${inner.refusal.detail})`) }
+}
+
+/**
+ * The original Go gateway's command shapes, made ours (one level each, in this order):
+ * - a string holding JSON text: its Go clients published `json.Marshal(packet)` through a
+ *   MessagePack encoder, so the body is a MessagePack string (or binary) of JSON text;
+ * - `{event, data}`: its stdin framing; `event` "SEND" carries a command, a shard id carries a
+ *   payload for that shard;
+ * - `{guild_id, packet: {op, d}}`: its SEND packet; `guild_id` (or `shard_id`) beside `packet`
+ *   routes it exactly as beside `op`.
+ * Anything else passes through unchanged.
+ */
+const unwrapGoShapes = (parsed: Parsed): Parsed => {
+  if (!parsed.ok) return parsed
+  let value = parsed.value
+  const text = innerJson(value, "the command")
+  if (text !== undefined) {
+    if (!text.ok) return text
+    value = text.value
+  }
+  if (isRecord(value) && value.op === undefined && value.packet === undefined && typeof value.event === "string" && value.data !== undefined) {
+    const { event, data } = value
+    const inner = innerJson(data, `"data"`)
+    if (inner !== undefined && !inner.ok) return inner
+    const body = inner === undefined ? data : inner.value
+    if (event === "SEND") value = body
+    else if (/^\d{1,9}$/.test(event) && isRecord(body)) value = { ...body, shard_id: Number(event) }
+    else return { ok: false, refusal: refusal("malformed", `"event" must be "SEND" (or a shard id) to carry a command, got ${describe(event)}`) }
+  }
+  if (isRecord(value) && value.op === undefined && value.packet !== undefined) {
+    const packet = innerJson(value.packet, `"packet"`) ?? { ok: true, value: value.packet, format: parsed.format }
+    if (!packet.ok) return packet
+    if (!isRecord(packet.value)) {
+      return { ok: false, refusal: refusal("not_object", `"packet" must be an object with "op" and "d", got ${describe(packet.value)}`) }
+    }
+    const { packet: _, ...routing } = value
+    value = { ...routing, op: packet.value.op, d: packet.value.d }
+  }
+  return value === parsed.value ? parsed : { ok: true, value, format: parsed.format }
 }
 
 /**

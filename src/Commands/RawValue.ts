@@ -59,6 +59,9 @@ const parseMsgpack = (bytes: Uint8Array): Parsed => {
   } catch (error) {
     return { ok: false, refusal: refusal("malformed", `not valid JSON or MessagePack (${error instanceof Error ? error.message : String(error)})`) }
   }
+  // A binary value on its own is text to decode: clients of the original Go gateway sent
+  // JSON text that way. (Inside a command, binary stays refused below.)
+  if (value instanceof Uint8Array) return { ok: true, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("utf8"), format: "msgpack" }
   const problem = normalise(value, 0)
   if (typeof problem === "string") return { ok: false, refusal: refusal("malformed", problem) }
   return { ok: true, value: problem.value, format: "msgpack" }

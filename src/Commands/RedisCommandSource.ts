@@ -11,15 +11,20 @@
 // entries it held are claimed by a running process (XAUTOCLAIM) once nobody has touched them for
 // RECLAIM_IDLE_MS, and a process keeps touching the entries it holds (XCLAIM to itself) so that
 // commands merely waiting for a shard's send budget are not claimed away.
+//
+// SEND entries are forwarded by a fiber of their own. While it waits (an inbox is full: see
+// RedisForwarder.ts), SEND is not read any further, so a flood waits in SEND, where Redis keeps
+// it, instead of being trimmed away or piling up in memory; the inboxes are read all along.
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
-import { Effect, Layer, Queue, type Scope } from "effect"
+import { Deferred, Effect, Layer, Queue, type Scope } from "effect"
 import { Cluster, type Redis } from "ioredis"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { RedisClient, type RedisConnection } from "../Redis/RedisClient.ts"
 import { CommandRouter, describeShards } from "./Router.ts"
 import { BrokerCommandSource, type CommandSource } from "./CommandSource.ts"
-import { errorText, outageLog, retryDelayMs } from "../Resilience/OutageLog.ts"
+import { backoffDelayMs, Backoffs } from "../Resilience/Backoff.ts"
+import { errorText, outageLog } from "../Resilience/OutageLog.ts"
 import { inboxStream, SEND_STREAM } from "./RedisNames.ts"
 import { refusal } from "./Refusal.ts"
 import type { Part } from "./Targets.ts"
@@ -57,13 +62,26 @@ const CONSUMER_MAX_IDLE_MS = 3_600_000
 const READ_TIMEOUT_MARGIN_MS = 10_000
 const COMMAND_TIMEOUT_MS = 10_000
 
+/** While a SEND batch is being forwarded, the reader waits this long for it before reading the inboxes alone. */
+const SEND_BUSY_WAIT_MS = 250
+
 // Touches the given ids if, and only if, they are still pending for this consumer, atomically,
-// so a keep-alive never takes back an entry another process has reclaimed. Returns those ids.
+// so a keep-alive never takes back an entry another process has reclaimed. Returns one status
+// per id: "" (still ours, touched), the name of the consumer now holding it (taken over), or
+// "!" (pending for nobody: acknowledged by whoever took it over, or deleted from the stream).
 const KEEP_ALIVE_SCRIPT = `
 local kept = {}
+local status = {}
 for i = 3, #ARGV do
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
-  if #pending > 0 then kept[#kept + 1] = ARGV[i] end
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #pending == 0 then
+    status[#status + 1] = '!'
+  elseif pending[1][2] == ARGV[2] then
+    kept[#kept + 1] = ARGV[i]
+    status[#status + 1] = ''
+  else
+    status[#status + 1] = pending[1][2]
+  end
 end
 if #kept > 0 then
   local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
@@ -71,7 +89,7 @@ if #kept > 0 then
   args[#args + 1] = 'JUSTID'
   redis.call(unpack(args))
 end
-return kept
+return status
 `
 
 interface Entry {
@@ -212,7 +230,7 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
             const result = yield* Effect.result(writeAcks(batch))
             if (result._tag === "Success") break
             yield* ackOutage.failed(result.failure)
-            yield* Effect.sleep(retryDelayMs(attempt))
+            yield* Effect.sleep(backoffDelayMs(Backoffs.brokerOutage, attempt, Math.random()))
           }
           yield* ackOutage.succeeded
           settle(batch)
@@ -230,18 +248,33 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
             const mine = Array.from(ids).filter((id) => !pending.has(id))
             for (let i = 0; i < mine.length; i += 500) {
               const chunk = mine.slice(i, i + 500)
-              const kept = yield* withTimeout("EVAL", COMMAND_TIMEOUT_MS, () => redis.client.eval(KEEP_ALIVE_SCRIPT, 1, stream, group, consumer, ...chunk)).pipe(
+              const status = yield* withTimeout("EVAL", COMMAND_TIMEOUT_MS, () => redis.client.eval(KEEP_ALIVE_SCRIPT, 1, stream, group, consumer, ...chunk)).pipe(
                 Effect.catch((reason) => Effect.as(Effect.logDebug(`keeping ${stream} entries failed: ${reason}`), undefined))
               )
-              if (!Array.isArray(kept)) continue
-              const still = new Set(kept.map(asString))
-              const lost = chunk.filter((id) => !still.has(id) && ids.has(id) && !pending.has(id))
-              if (lost.length === 0) continue
-              for (const id of lost) ids.delete(id)
-              yield* Effect.logWarning(
-                `${lost.length} command(s) of ${stream} were taken over by another gateway process while this one held them ` +
-                  `(was it stalled for over ${options.reclaimIdleMs / 1000}s?); those not yet sent are dropped here, those already sent may be sent twice`
-              )
+              if (!Array.isArray(status) || status.length !== chunk.length) continue
+              // Only what is still ours to lose: acknowledged meanwhile by this process is fine.
+              const takenBy = new Map<string, number>()
+              let vanished = 0
+              for (let n = 0; n < chunk.length; n++) {
+                const id = chunk[n]!
+                const holder = asString(status[n])
+                if (holder === "" || !ids.has(id) || pending.has(id)) continue
+                ids.delete(id)
+                if (holder === "!") vanished++
+                else takenBy.set(holder, (takenBy.get(holder) ?? 0) + 1)
+              }
+              for (const [holder, n] of takenBy) {
+                yield* Effect.logWarning(
+                  `${n} command(s) of ${stream} were taken over by gateway process ${holder} while this one held them ` +
+                    `(was it stalled for over ${options.reclaimIdleMs / 1000}s?); those not yet sent are dropped here, those already sent may be sent twice`
+                )
+              }
+              if (vanished > 0) {
+                yield* Effect.logWarning(
+                  `${vanished} command(s) of ${stream} held by this process are no longer pending for anyone: deleted from the stream ` +
+                    `(by XDEL, XTRIM or a Redis that lost its data) or taken over and finished by another gateway process; those not yet sent are dropped here`
+                )
+              }
             }
           }
         })
@@ -250,32 +283,60 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
 
     // ---- routing what was read or reclaimed ---------------------------------------------------
 
+    /** SEND batches read or reclaimed, waiting for the forwarding fiber, and the one it works on. */
+    const sendBatches = yield* Queue.unbounded<{ readonly entries: ReadonlyArray<Entry>; readonly done: Deferred.Deferred<void> }>()
+    let sendBusy = 0
+    let lastSendDone: Deferred.Deferred<void> | undefined
+
+    const routeSend = (entries: ReadonlyArray<Entry>) =>
+      Effect.gen(function*() {
+        const stream = SEND_STREAM
+        const mine = held.get(stream)!
+        const routed: Array<string> = []
+        const parts: Array<Part> = []
+        for (const entry of entries) {
+          if (entry.data === undefined) {
+            if (!entry.deleted) yield* router.refuse(refusal("malformed", `a ${SEND_STREAM} entry needs a "data" field`), sendSource, "")
+            yield* ack(stream, entry.id)
+            continue
+          }
+          const command = yield* router.decode(entry.data, sendSource)
+          if (command === undefined) {
+            yield* ack(stream, entry.id)
+            continue
+          }
+          for (const part of router.parts(command)) parts.push(part)
+          routed.push(entry.id)
+        }
+        // Every target, local or not, goes to its shard's inbox; then the SEND entries are done.
+        // Unless they were taken over meanwhile: their new holder forwards them.
+        const forwarded = yield* router.forward(parts, () => routed.some((id) => mine.has(id)))
+        if (forwarded) for (const id of routed) yield* ack(stream, id)
+      })
+
+    // One batch at a time, in the order read: waits while an inbox is full (backpressure).
+    const sendForwarder = Effect.forever(
+      Effect.gen(function*() {
+        const batch = yield* Queue.take(sendBatches)
+        yield* routeSend(batch.entries).pipe(
+          Effect.ensuring(Effect.sync(() => {
+            sendBusy--
+            Deferred.doneUnsafe(batch.done, Effect.void)
+          }))
+        )
+      })
+    )
+
     const handle = (stream: string, entries: ReadonlyArray<Entry>) =>
       Effect.gen(function*() {
         if (entries.length === 0) return
         const mine = held.get(stream)!
         for (const entry of entries) mine.add(entry.id)
         if (stream === SEND_STREAM) {
-          const routed: Array<string> = []
-          const parts: Array<Part> = []
-          for (const entry of entries) {
-            if (entry.data === undefined) {
-              if (!entry.deleted) yield* router.refuse(refusal("malformed", `a ${SEND_STREAM} entry needs a "data" field`), sendSource, "")
-              yield* ack(stream, entry.id)
-              continue
-            }
-            const command = yield* router.decode(entry.data, sendSource)
-            if (command === undefined) {
-              yield* ack(stream, entry.id)
-              continue
-            }
-            for (const part of router.parts(command)) parts.push(part)
-            routed.push(entry.id)
-          }
-          // Every target, local or not, goes to its shard's inbox; then the SEND entries are done.
-          // Unless they were taken over meanwhile: their new holder forwards them.
-          const forwarded = yield* router.forward(parts, () => routed.some((id) => mine.has(id)))
-          if (forwarded) for (const id of routed) yield* ack(stream, id)
+          const done = Deferred.makeUnsafe<void>()
+          sendBusy++
+          lastSendDone = done
+          Queue.offerUnsafe(sendBatches, { entries, done })
           return
         }
         const shard = inboxes.get(stream)!
@@ -320,10 +381,17 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
             `reading commands from Redis stream ${SEND_STREAM} (group ${group}, consumer ${consumer}) and the inboxes of shard(s) ${describeShards(router.ownedShards)}`
           )
         }
-        const names = streams.filter((s) => s === SEND_STREAM || inboxRoom(s) >= READ_COUNT)
-        const args: Array<string | number> = ["GROUP", group, consumer, "COUNT", READ_COUNT, "BLOCK", options.blockMs, "STREAMS", ...names]
+        // A SEND batch still being forwarded: usually a matter of milliseconds; if it takes longer
+        // (an inbox is full), SEND is left unread until it is done, while the inboxes are read.
+        if (sendBusy > 0 && lastSendDone !== undefined) yield* Effect.timeoutOption(Deferred.await(lastSendDone), SEND_BUSY_WAIT_MS)
+        const readSend = sendBusy === 0
+        const names = streams.filter((s) => s === SEND_STREAM ? readSend : inboxRoom(s) >= READ_COUNT)
+        if (names.length === 0) return yield* Effect.sleep(SEND_BUSY_WAIT_MS)
+        // Without SEND in the read, block briefly: SEND is to be read again as soon as it may.
+        const blockMs = readSend ? options.blockMs : Math.min(options.blockMs, SEND_BUSY_WAIT_MS)
+        const args: Array<string | number> = ["GROUP", group, consumer, "COUNT", READ_COUNT, "BLOCK", blockMs, "STREAMS", ...names]
         for (let i = 0; i < names.length; i++) args.push(">")
-        const reply = yield* withTimeout("XREADGROUP", options.blockMs + READ_TIMEOUT_MARGIN_MS, () => client.callBuffer("XREADGROUP", args)).pipe(
+        const reply = yield* withTimeout("XREADGROUP", blockMs + READ_TIMEOUT_MARGIN_MS, () => client.callBuffer("XREADGROUP", args)).pipe(
           Effect.tapError(() =>
             Effect.sync(() => {
               // A reply that never comes: start over on a fresh connection.
@@ -342,12 +410,14 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
         }
         if (result.failure.includes("NOGROUP")) groupsReady = false
         yield* outage.failed(result.failure)
-        yield* Effect.sleep(retryDelayMs(attempt++))
+        yield* Effect.sleep(backoffDelayMs(Backoffs.redial, attempt++, Math.random()))
       }
     }).pipe(Effect.scoped)
 
     const reclaimOnce = Effect.gen(function*() {
       for (const stream of streams) {
+        // SEND waits, like the reader, while a batch of it is still being forwarded.
+        if (stream === SEND_STREAM && sendBusy > 0) continue
         let room = stream === SEND_STREAM ? 5 * READ_COUNT : inboxRoom(stream)
         let cursor = "0-0"
         let claimed = 0
@@ -398,7 +468,7 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
 
     return {
       name: "redis",
-      run: Effect.all([reader, reclaimer], { concurrency: 2, discard: true })
+      run: Effect.all([reader, reclaimer, sendForwarder], { concurrency: 3, discard: true })
     } satisfies CommandSource
   })
 

@@ -7,5 +7,10 @@ export const SEND_STREAM = "SEND"
 
 export const inboxStream = (group: string, shard: number): string => `{${SEND_STREAM}}:${group}:${shard}`
 
-/** Approximate cap of an inbox's backlog (entries are deleted once sent; this only bounds a dead shard's). */
+/**
+ * Most entries (unread or pending) an inbox may hold. An inbox is never trimmed: at this length
+ * nothing more is appended to it, so reading SEND waits until the shard catches up (about 85
+ * minutes of Discord's pacing), or, if it does not shrink at all, the commands are refused and
+ * counted (see RedisForwarder.ts).
+ */
 export const INBOX_MAX_LENGTH = 10_000

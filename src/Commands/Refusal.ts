@@ -20,6 +20,8 @@ export type RefusalReason =
   | "too_large"
   /** The target shard runs elsewhere and there is no broker to forward it through. */
   | "not_local"
+  /** The target shard's Redis inbox is full and has not shrunk for a long time (nobody sends from it). */
+  | "inbox_full"
 
 export const REFUSAL_REASONS: ReadonlyArray<RefusalReason> = [
   "malformed",
@@ -30,7 +32,8 @@ export const REFUSAL_REASONS: ReadonlyArray<RefusalReason> = [
   "bad_shard_id",
   "bad_guild_id",
   "too_large",
-  "not_local"
+  "not_local",
+  "inbox_full"
 ]
 
 export interface Refusal {

@@ -1,31 +1,26 @@
 // Where commands meet the shards. Every source goes through here: decoding (refusals logged and
 // counted), sending on a local shard, forwarding to a shard's inbox through the broker.
 //
-// Local sends go through one worker fiber per shard, so a shard's commands leave in the order
-// they were handed over and a shard that is reconnecting (or out of send budget) holds up only
-// its own commands. Stdin commands for local shards go straight to that worker. Commands read
+// Local sends go into the shard's own command queue (ShardCommands), so a shard's commands leave
+// in the order they were handed over and a shard that is reconnecting (or out of send budget)
+// holds up only its own commands. Stdin commands for local shards go straight to that worker. Commands read
 // from the broker's shared SEND stream/queue are instead forwarded to the inbox of every target
 // shard, this process's own included: a shard's backlog then waits in the broker, where it is
 // durable, and each inbox is acknowledged only once its payload was written to Discord.
-import { Context, Effect, Layer, Queue, Semaphore } from "effect"
+import { Context, Effect, Layer, Random, Semaphore } from "effect"
 import { ShardPlan } from "../Shard/ShardPlan.ts"
-import { ShardSession } from "../Shard/ShardSession.ts"
+import { type CommandJob, ShardCommands } from "../Shard/ShardCommands.ts"
 import { type Command, decodeCommand, decodeEnvelope } from "./Command.ts"
 import { CommandStats } from "./CommandStats.ts"
 import { excerpt } from "./excerpt.ts"
 import { CommandForwarder } from "./Forwarder.ts"
-import { outageLog, retryDelayMs } from "../Resilience/OutageLog.ts"
+import { backoffDelayMs, Backoffs } from "../Resilience/Backoff.ts"
+import { outageLog } from "../Resilience/OutageLog.ts"
 import { type Refusal, refusal } from "./Refusal.ts"
 import { commandParts, type Part } from "./Targets.ts"
 
 /** A payload waiting for its shard, plus what to do once Discord has it. */
-export interface LocalJob {
-  readonly payload: string
-  /** Runs after the payload was written to Discord (acknowledge the broker message...). Must not fail. */
-  readonly sent: Effect.Effect<void>
-  /** Checked just before sending: false drops the job unsent (its message will be delivered again). */
-  readonly wanted?: () => boolean
-}
+export type LocalJob = CommandJob
 
 /** Commands from stdin a shard may have waiting before the reader stops reading (backpressure). */
 export const STDIN_WINDOW_PER_SHARD = 1_000
@@ -63,7 +58,7 @@ export const CommandRouterLive = Layer.effect(
   CommandRouter,
   Effect.gen(function*() {
     const plan = yield* ShardPlan
-    const session = yield* ShardSession
+    const shardCommands = yield* ShardCommands
     const forwarder = yield* CommandForwarder
     const stats = yield* CommandStats
     const { shardCount } = plan
@@ -94,29 +89,12 @@ export const CommandRouterLive = Layer.effect(
         return Effect.as(refuse(decoded.refusal, source, raw), undefined)
       })
 
-    // One ordered queue and worker per local shard.
-    const queues = new Map<number, Queue.Queue<LocalJob>>()
-    for (const shard of plan.shardIds) {
-      const queue = yield* Queue.unbounded<LocalJob>()
-      queues.set(shard, queue)
-      yield* Effect.forkScoped(
-        Effect.forever(
-          Effect.gen(function*() {
-            const job = yield* Queue.take(queue)
-            if (job.wanted !== undefined && !job.wanted()) return
-            yield* session.submit(shard, job.payload)
-            stats.sent++
-            yield* job.sent
-          })
-        )
-      )
-    }
-    const sendLocal = (shard: number, job: LocalJob) => {
-      const queue = queues.get(shard)
-      // Callers check `owns` first: a miss is a bug, and failing loudly beats a silent drop.
-      if (queue === undefined) throw new Error(`shard ${shard} is not run by this process`)
-      Queue.offerUnsafe(queue, job)
-    }
+    // Local jobs go straight to the shard's own command queue, which its sender reads in order.
+    const sendLocal = (shard: number, job: LocalJob) =>
+      shardCommands.offer(shard, {
+        ...job,
+        sent: Effect.andThen(Effect.sync(() => void stats.sent++), job.sent)
+      })
 
     // Forwarding outages are logged once when they start and once when they end.
     const outage = outageLog(`forwarding commands through ${forwarder.broker ?? "the broker"}`)
@@ -133,7 +111,7 @@ export const CommandRouterLive = Layer.effect(
             return true
           }
           yield* outage.failed(result.failure.reason)
-          yield* Effect.sleep(retryDelayMs(attempt))
+          yield* Effect.sleep(backoffDelayMs(Backoffs.brokerOutage, attempt, yield* Random.next))
         }
       })
 

@@ -5,7 +5,7 @@ import type { GatewayConfig } from "../Config/GatewayConfig.ts"
 import { BrokerError } from "../Broker/Broker.ts"
 import { RedisClient } from "../Redis/RedisClient.ts"
 import type { ShardPlan } from "../Shard/ShardPlan.ts"
-import type { ShardSession } from "../Shard/ShardSession.ts"
+import type { ShardCommands } from "../Shard/ShardCommands.ts"
 import { AmqpCommandLinkLive } from "./AmqpCommandLink.ts"
 import { AmqpCommandSourceLive } from "./AmqpCommandSource.ts"
 import { AmqpForwarderLive } from "./AmqpForwarder.ts"
@@ -23,7 +23,10 @@ const redisClient = RedisClient.layer.pipe(
     Layer.effect(RedisClient, Effect.fail(new BrokerError({ broker: "redis", reason: error.message, cause: error }))))
 )
 
-const brokerParts = (config: GatewayConfig) => {
+const brokerParts = (config: GatewayConfig): {
+  readonly forwarder: Layer.Layer<CommandForwarder, BrokerError, AppConfig | ShardPlan | CommandStats>
+  readonly source: Layer.Layer<BrokerCommandSource, BrokerError, AppConfig | ShardPlan | CommandRouter>
+} => {
   switch (config.broker.type) {
     case "redis":
       return { forwarder: RedisForwarderLive.pipe(Layer.provide(redisClient)), source: RedisCommandSourceLive().pipe(Layer.provide(redisClient)) }
@@ -36,8 +39,9 @@ const brokerParts = (config: GatewayConfig) => {
 
 export const commandsLayer = (
   config: GatewayConfig
-): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardSession> => {
+): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardCommands> => {
   const { forwarder, source } = brokerParts(config)
+  // The forwarder counts its refusals in the router's CommandStats (provided to both below).
   const router = CommandRouterLive.pipe(Layer.provide(forwarder), Layer.provideMerge(CommandStats.layer))
   return CommandSourcesLive.pipe(Layer.provide(source), Layer.provideMerge(router))
 }

@@ -1,11 +1,13 @@
 // The validated configuration the rest of the daemon reads. Produced by Config/load.ts from
 // gateway.toml, environment variables (which win) and command-line flags.
 import type { Redacted } from "effect"
+import type { Limits } from "./limits.ts"
 
 export type BrokerType = "stdout" | "redis" | "amqp"
 export type ShardStoreType = "memory" | "redis" | "file"
 export type Compression = "zlib-stream" | "zstd-stream" | "none"
-export type PayloadEncoding = "json" | "msgpack"
+/** `msgpack-json`: the original Go gateway's bytes (MessagePack string of the JSON text of `d`). */
+export type PayloadEncoding = "json" | "msgpack" | "msgpack-json"
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error"
 
 export interface GatewayConfig {
@@ -44,6 +46,8 @@ export interface GatewayConfig {
   /** Milliseconds between shard-store checkpoint flushes. */
   readonly checkpointIntervalMs: number
   readonly logLevel: LogLevel
+  /** Hard caps on memory taken by what Discord sends ([limits]). */
+  readonly limits: Limits
   /** Absolute path of the TOML file read; undefined when none was (environment only). */
   readonly configFile?: string | undefined
 }

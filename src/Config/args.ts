@@ -14,6 +14,24 @@ export const LOG_LEVELS: ReadonlyArray<LogLevel> = ["trace", "debug", "info", "w
 
 const FLAGS = ["--config", "--log-level", "--help", "-h"]
 
+/**
+ * The original Go gateway's flags (Go's flag package takes one or two dashes), read as ours so
+ * its command lines keep working: `-config FILE`, `-loglevel LEVEL`, `-help`.
+ */
+const GO_FLAGS: Readonly<Record<string, string>> = {
+  "-config": "--config",
+  "-loglevel": "--log-level",
+  "--loglevel": "--log-level",
+  "-log-level": "--log-level",
+  "-help": "--help",
+  "-h": "--help"
+}
+
+const canonicalFlag = (flag: string): string => (Object.hasOwn(GO_FLAGS, flag) ? GO_FLAGS[flag]! : flag)
+
+/** The Go gateway's extra level: it silenced every log line; the nearest here logs errors only. */
+const GO_SUPPRESS = "suppress"
+
 export const parseLogLevel = (key: string, raw: string): Result.Result<LogLevel, ConfigError> => {
   const level = raw.trim().toLowerCase()
   return (LOG_LEVELS as ReadonlyArray<string>).includes(level)
@@ -25,12 +43,13 @@ export const parseArgs = (argv: ReadonlyArray<string>): Result.Result<Args, Conf
   let configPath: string | undefined
   let logLevel: LogLevel | undefined
   // --help wins over any other mistake on the line: the user is asking how to fix it.
-  if (argv.some((arg) => arg === "--help" || arg === "-h")) return Result.fail(new HelpRequested({ usage }))
+  if (argv.some((arg) => canonicalFlag(arg) === "--help")) return Result.fail(new HelpRequested({ usage }))
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
-    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1
+    const eq = arg.startsWith("-") ? arg.indexOf("=") : -1
     const flag = eq === -1 ? arg : arg.slice(0, eq)
+    const known = canonicalFlag(flag)
     const takeValue = (example: string): Result.Result<string, ConfigError> => {
       if (eq !== -1) {
         const inline = arg.slice(eq + 1)
@@ -43,7 +62,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): Result.Result<Args, Conf
       i++
       return Result.succeed(next)
     }
-    switch (flag) {
+    switch (known) {
       case "--config": {
         const value = takeValue("./gateway.toml")
         if (Result.isFailure(value)) return Result.fail(value.failure)
@@ -53,7 +72,9 @@ export const parseArgs = (argv: ReadonlyArray<string>): Result.Result<Args, Conf
       case "--log-level": {
         const value = takeValue("debug")
         if (Result.isFailure(value)) return Result.fail(value.failure)
-        const level = parseLogLevel("--log-level", value.success)
+        const level = value.success.trim().toLowerCase() === GO_SUPPRESS && flag !== "--log-level"
+          ? Result.succeed<LogLevel>("error")
+          : parseLogLevel(flag, value.success)
         if (Result.isFailure(level)) return Result.fail(level.failure)
         logLevel = level.success
         break

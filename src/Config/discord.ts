@@ -1,7 +1,7 @@
 // Readers for the Discord-specific settings: events, intents and shard ids.
 import { Result } from "effect"
 import { closestDispatchEvent, isKnownDispatchEvent } from "../Discord/Events.ts"
-import { ALL_DOCUMENTED_INTENTS, closestIntentName, intentBit } from "../Discord/Intents.ts"
+import { ALL_DOCUMENTED_INTENTS, closestIntentName, currentIntentName, intentBit } from "../Discord/Intents.ts"
 import { configError } from "./ConfigError.ts"
 import { describe, fail, list, nonNegativeInt, type Raw, type Read, stringList } from "./values.ts"
 
@@ -44,10 +44,11 @@ export const events = (raw: Raw | undefined, warn: (message: string) => void): R
 
 // ---- intents ---------------------------------------------------------------------------------
 
-/** OR of the named intents (current names or old aliases, any case). */
-export const namedIntents = (raw: Raw): Read<number> =>
+/** OR of the named intents (current names or old aliases, any case); one warning per old name used. */
+export const namedIntents = (raw: Raw, warn: (message: string) => void): Read<number> =>
   Result.flatMap(stringList(raw, `["GUILDS", "GUILD_MESSAGES"]`), (names) => {
     let bits = 0
+    const warned = new Set<string>()
     for (const name of names) {
       if (/^\d+$/.test(name)) {
         const rawKey = raw.source === "env" ? "DISCORD_RAW_INTENTS" : "raw_intents"
@@ -60,6 +61,11 @@ export const namedIntents = (raw: Raw): Read<number> =>
           raw,
           `unknown intent "${name}"${guess === undefined ? "; see the intent names in README.md" : ` (did you mean "${guess}"?)`}`
         )
+      }
+      const current = currentIntentName(name)
+      if (current !== undefined && !warned.has(name.toUpperCase())) {
+        warned.add(name.toUpperCase())
+        warn(`${raw.name}: "${name}" is an old name for the intent ${current}; it is read as ${current} (write ${current} to silence this warning)`)
       }
       bits |= bit
     }

@@ -6,7 +6,9 @@ export type KeySpec = true | { readonly [key: string]: KeySpec } | readonly [{ r
 
 export const ACTIVITY_KEYS = { name: true, type: true, state: true, url: true } as const
 
-export const PRESENCE_KEYS = { since: true, activities: [ACTIVITY_KEYS], status: true, afk: true } as const
+// `game` is the one-activity spelling of Discord's older gateway versions, which the original Go
+// gateway's documentation shows; it is read as `activities = [game]`.
+export const PRESENCE_KEYS = { since: true, activities: [ACTIVITY_KEYS], game: ACTIVITY_KEYS, status: true, afk: true } as const
 
 export const FILE_KEYS = {
   token: true,
@@ -26,7 +28,9 @@ export const FILE_KEYS = {
   shard_store: { type: true, prefix: true, path: true },
   // `url` is the original gateway's single-URL spelling, kept so old files still load.
   redis: { urls: true, url: true, pool_size: true },
-  amqp: { url: true }
+  amqp: { url: true },
+  // Hard caps on memory taken by what Discord sends (Config/limits.ts).
+  limits: { frame_size: true, payload_size: true, partial_size: true }
 } as const
 
 export const isTable = (value: unknown): value is Record<string, unknown> =>

@@ -63,7 +63,7 @@ const hintFor = (path: ReadonlyArray<PropertyKey>): string => {
 }
 
 /** The payload fields, or undefined when the source gives none (an empty table counts as none). */
-export const presence = (raw: Raw | undefined): Read<Presence | undefined> => {
+export const presence = (raw: Raw | undefined, warn: (message: string) => void = () => undefined): Read<Presence | undefined> => {
   if (raw === undefined) return Result.succeed(undefined)
   // Errors from the file name the full key; errors from the variable name the variable and the inner key.
   const failAt = (inner: string, problem: string) =>
@@ -89,13 +89,23 @@ export const presence = (raw: Raw | undefined): Read<Presence | undefined> => {
 
   const unknown = findUnknownKey(input, PRESENCE_KEYS)
   if (unknown !== undefined) return failAt(unknown.path, unknown.problem)
+  let fromGame = false
+  if (input.game !== undefined) {
+    fromGame = true
+    const { game, ...rest } = input
+    if (rest.activities !== undefined) return failAt("game", "set either game or activities, not both; game is the old spelling of one activity")
+    warn(`${raw.name}: "game" is the old spelling of one activity; it is sent as activities = [game] (write activities to silence this warning)`)
+    input = { ...rest, activities: [game] }
+  }
 
   const decoded = decode(input)
   if (Result.isFailure(decoded)) {
     const first = formatIssue(decoded.failure.issue).issues[0]
     const path = (first?.path ?? []).map((p) => (typeof p === "object" && p !== null ? p.key : p))
     const got = valueAt(input, path)
-    return failAt(renderPath(path), got === undefined ? `missing; ${hintFor(path)}` : `${hintFor(path)}, got ${describe(got)}`)
+    // Name the key the user wrote: a problem inside the converted `game` is reported there.
+    const shown = fromGame && path[0] === "activities" && path[1] === 0 ? ["game", ...path.slice(2)] : path
+    return failAt(renderPath(shown), got === undefined ? `missing; ${hintFor(path)}` : `${hintFor(path)}, got ${describe(got)}`)
   }
   const value = decoded.success
   return Result.succeed({

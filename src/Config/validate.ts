@@ -3,6 +3,7 @@
 import { Redacted, Result } from "effect"
 import * as Path from "node:path"
 import { NON_PRIVILEGED_INTENTS } from "../Discord/Intents.ts"
+import { withRedisScheme } from "../Redis/RedisUrl.ts"
 import type { Args } from "./args.ts"
 import { parseLogLevel } from "./args.ts"
 import { type ConfigError, configError } from "./ConfigError.ts"
@@ -10,6 +11,7 @@ import { events, namedIntents, rawIntents, shardIds } from "./discord.ts"
 import { type Env, envValue } from "./env.ts"
 import type { BrokerType, Compression, GatewayConfig, LogLevel, PayloadEncoding, ShardStoreType } from "./GatewayConfig.ts"
 import { FILE_KEYS, findUnknownKey, isTable } from "./keys.ts"
+import { byteSize, DEFAULT_LIMITS } from "./limits.ts"
 import { presence } from "./presence.ts"
 import { serviceUrl, token } from "./secrets.ts"
 import {
@@ -41,7 +43,7 @@ export interface Validated {
 export const BROKER_TYPES: ReadonlyArray<BrokerType> = ["stdout", "redis", "amqp"]
 export const SHARD_STORE_TYPES: ReadonlyArray<ShardStoreType> = ["memory", "redis", "file"]
 export const COMPRESSIONS: ReadonlyArray<Compression> = ["zlib-stream", "zstd-stream", "none"]
-export const ENCODINGS: ReadonlyArray<PayloadEncoding> = ["json", "msgpack"]
+export const ENCODINGS: ReadonlyArray<PayloadEncoding> = ["json", "msgpack", "msgpack-json"]
 
 const fileValue = (file: Record<string, unknown>, path: string): unknown =>
   path.split(".").reduce<unknown>((node, key) => (isTable(node) && Object.hasOwn(node, key) ? node[key] : undefined), file)
@@ -53,6 +55,13 @@ export const lookup = (sources: Pick<Sources, "file" | "env">, path: string, env
   const fromFile = fileValue(sources.file, path)
   return fromFile === undefined ? undefined : { source: "file", name: path, value: fromFile }
 }
+
+/**
+ * `type = ""` in the file as the default: the original Go gateway's documentation says to leave
+ * the shard store type empty for local storage, and an empty broker type was its stdio broker.
+ */
+const blankIsUnset = (raw: Raw | undefined): Raw | undefined =>
+  raw?.source === "file" && typeof raw.value === "string" && raw.value.trim() === "" ? undefined : raw
 
 const orDefault = <A>(raw: Raw | undefined, read: (raw: Raw) => Read<A>, fallback: A): Read<A> =>
   raw === undefined ? Result.succeed(fallback) : read(raw)
@@ -80,7 +89,10 @@ const endpoint = (raw: Raw): Read<string> =>
 const REDIS_EXAMPLE = "redis://localhost:6379"
 const AMQP_EXAMPLE = "amqp://guest:guest@localhost:5672"
 
-/** REDIS_URL (comma-separated), [redis] urls (array or string), or the original's [redis] url. */
+/**
+ * REDIS_URL (comma-separated), [redis] urls (array or string), or the original's [redis] url.
+ * An address without a scheme ("localhost:6379", as the original gateway took it) means redis://.
+ */
 const redisUrls = (sources: Sources): Read<ReadonlyArray<Redacted.Redacted<string>>> => {
   const inFile = isTable(sources.file.redis) ? sources.file.redis : {}
   if (inFile.url !== undefined && inFile.urls !== undefined) {
@@ -89,7 +101,9 @@ const redisUrls = (sources: Sources): Read<ReadonlyArray<Redacted.Redacted<strin
   const raw = lookup(sources, "redis.urls", "REDIS_URL") ?? lookup(sources, "redis.url")
   if (raw === undefined) return Result.succeed([])
   return Result.flatMap(list(raw, `["${REDIS_EXAMPLE}"]`), (items) =>
-    Result.all(items.map((item, i) => serviceUrl(raw, item, ["redis:", "rediss:"], REDIS_EXAMPLE, items.length > 1 ? i + 1 : undefined))))
+    Result.all(items.map((item, i) =>
+      serviceUrl(raw, typeof item === "string" ? withRedisScheme(item) : item, ["redis:", "rediss:"], REDIS_EXAMPLE, items.length > 1 ? i + 1 : undefined)
+    )))
 }
 
 export const validate = (sources: Sources): Result.Result<Validated, ConfigError> =>
@@ -110,7 +124,7 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
     const raw = get("raw_intents", "DISCORD_RAW_INTENTS")
     const intents = named === undefined && raw === undefined
       ? NON_PRIVILEGED_INTENTS
-      : (named === undefined ? 0 : yield* namedIntents(named)) | (raw === undefined ? 0 : yield* rawIntents(raw, warn))
+      : (named === undefined ? 0 : yield* namedIntents(named, warn)) | (raw === undefined ? 0 : yield* rawIntents(raw, warn))
 
     const countRaw = get("shards.count", "DISCORD_SHARD_COUNT")
     const count = countRaw === undefined ? undefined : yield* positiveInt(countRaw, "shards")
@@ -134,14 +148,14 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
     }
 
     const broker = {
-      type: yield* orDefault(get("broker.type", "BROKER_TYPE"), (r) => oneOf(r, BROKER_TYPES, "broker type"), "stdout"),
+      type: yield* orDefault(blankIsUnset(get("broker.type", "BROKER_TYPE")), (r) => oneOf(r, BROKER_TYPES, "broker type"), "stdout"),
       group: yield* orDefault(get("broker.group", "BROKER_GROUP"), (r) => nonEmptyString(r, "gateway"), "gateway"),
       messageTimeoutMs: yield* orDefault(get("broker.message_timeout", "BROKER_MESSAGE_TIMEOUT"), duration, 120_000),
       encoding: yield* orDefault(get("broker.encoding", "BROKER_ENCODING"), (r) => oneOf(r, ENCODINGS, "encoding"), "json"),
       bufferSize: yield* orDefault(get("broker.buffer_size", "BROKER_BUFFER_SIZE"), (r) => positiveInt(r, "events"), 10_000)
     }
 
-    const presenceValue = yield* presence(get("presence", "DISCORD_PRESENCE"))
+    const presenceValue = yield* presence(get("presence", "DISCORD_PRESENCE"), warn)
 
     const prometheus = {
       address: yield* orDefault<string | undefined>(get("prometheus.address", "PROMETHEUS_ADDRESS"), prometheusAddress, undefined),
@@ -149,7 +163,7 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
     }
 
     const shardStore = {
-      type: yield* orDefault(get("shard_store.type", "SHARD_STORE_TYPE"), (r) => oneOf(r, SHARD_STORE_TYPES, "shard store type"), "memory"),
+      type: yield* orDefault(blankIsUnset(get("shard_store.type", "SHARD_STORE_TYPE")), (r) => oneOf(r, SHARD_STORE_TYPES, "shard store type"), "memory"),
       prefix: yield* orDefault(get("shard_store.prefix", "SHARD_STORE_PREFIX"), (r) => string(r, `expected text such as "gateway:"`), "gateway:"),
       path: Path.resolve(
         sources.cwd,
@@ -182,6 +196,13 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
     const logLevel: LogLevel = sources.args.logLevel ?? (yield* orDefault(get("log_level", "LOG_LEVEL"), (r) =>
       typeof r.value === "string" ? parseLogLevel(r.name, r.value) : fail(r, `expected one of trace, debug, info, warn, error`), "info" as LogLevel))
 
+    // [limits]: hard caps on memory taken by what Discord sends.
+    const limits = {
+      frameBytes: yield* orDefault(get("limits.frame_size", "LIMITS_FRAME_SIZE"), byteSize, DEFAULT_LIMITS.frameBytes),
+      payloadBytes: yield* orDefault(get("limits.payload_size", "LIMITS_PAYLOAD_SIZE"), byteSize, DEFAULT_LIMITS.payloadBytes),
+      partialBytes: yield* orDefault(get("limits.partial_size", "LIMITS_PARTIAL_SIZE"), byteSize, DEFAULT_LIMITS.partialBytes)
+    }
+
     const config: GatewayConfig = {
       token: botToken,
       events: eventSet,
@@ -198,7 +219,8 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
       amqp,
       shutdownTimeoutMs,
       checkpointIntervalMs,
-      logLevel
+      logLevel,
+      limits
     }
     return { config, warnings }
   })

@@ -29,8 +29,12 @@ export const INTENTS = {
 
 export type IntentName = keyof typeof INTENTS
 
-/** Names Discord used before renaming; configs written for older gateways still use them. */
+/**
+ * Old names still found in configs: Discord's names before renaming, and `GUILD`, which the
+ * original Go gateway's README example writes for GUILDS.
+ */
 export const INTENT_ALIASES: Readonly<Record<string, IntentName>> = {
+  GUILD: "GUILDS",
   GUILD_BANS: "GUILD_MODERATION",
   GUILD_EMOJIS: "GUILD_EXPRESSIONS",
   GUILD_EMOJIS_AND_STICKERS: "GUILD_EXPRESSIONS"
@@ -58,10 +62,24 @@ export const privilegedIntentNames = (bits: number): Array<string> => intentName
 export const intentBit = (name: string): number | undefined => {
   const upper = name.trim().toUpperCase()
   if (Object.hasOwn(INTENTS, upper)) return INTENTS[upper as IntentName]
-  const alias = INTENT_ALIASES[upper]
+  const alias = currentIntentName(upper)
   return alias === undefined ? undefined : INTENTS[alias]
 }
 
-/** The known name (current or alias) nearest to a misspelt one, e.g. "GUILD" → "GUILDS". */
-export const closestIntentName = (input: string): string | undefined =>
-  closest(input, [...intentNames, ...Object.keys(INTENT_ALIASES)])
+/** The current name an old alias stands for (case-insensitive); undefined for current or unknown names. */
+export const currentIntentName = (alias: string): IntentName | undefined => {
+  const upper = alias.trim().toUpperCase()
+  return Object.hasOwn(INTENT_ALIASES, upper) ? INTENT_ALIASES[upper] : undefined
+}
+
+/**
+ * The current name nearest to a misspelt one, e.g. "GUILD_MESAGES" → "GUILD_MESSAGES", else the
+ * current name of the nearest old one ("GUILD_EMOJI" → "GUILD_EXPRESSIONS"). `GUILD` is left out
+ * of the old names here: it is the start of most names and would be everyone's nearest.
+ */
+export const closestIntentName = (input: string): string | undefined => {
+  const current = closest(input, intentNames)
+  if (current !== undefined) return current
+  const old = closest(input, Object.keys(INTENT_ALIASES).filter((alias) => alias !== "GUILD"))
+  return old === undefined ? undefined : currentIntentName(old)
+}

@@ -10,7 +10,22 @@ export interface Envelope {
   /** Offsets of the `d` value in the text: text.slice(dStart, dEnd). -1 when d is absent. */
   dStart: number
   dEnd: number
+  /**
+   * Why the payload cannot be used although it was read (then `s` is null): its `s` is not a
+   * sequence number. Such a payload is undecodable: a parse would not make it any better, and
+   * taking it (s = 1e300, say) would make every later event of the session look like a replay.
+   */
+  undecodable: string | undefined
 }
+
+/** A sequence number: a whole number from 0 to 2^53 - 1 (beyond that, numbers lose digits). */
+export const isSequence = (value: unknown): value is number => typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+
+/** Why a payload's `s` (as parsed) is unusable, or undefined when it is a sequence number or null. */
+export const sequenceProblem = (value: unknown): string | undefined =>
+  value === null || value === undefined || isSequence(value)
+    ? undefined
+    : `s is not a sequence number (a whole number from 0 to 2^53-1): got ${typeof value === "string" ? JSON.stringify(value) : String(value)}`
 
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
@@ -98,7 +113,7 @@ const lastNonSpace = (text: string, end: number): number => {
 export const scanEnvelope = (text: string, verifyTail = true): Envelope | undefined => {
   let i = skipSpace(text, 0)
   if (text.charCodeAt(i) !== OPEN_BRACE) return undefined
-  const env: Envelope = { op: -1, t: null, s: null, dStart: -1, dEnd: -1 }
+  const env: Envelope = { op: -1, t: null, s: null, dStart: -1, dEnd: -1, undecodable: undefined }
   i = skipSpace(text, i + 1)
   if (text.charCodeAt(i) === CLOSE_BRACE) return undefined
   for (;;) {
@@ -134,9 +149,13 @@ export const scanEnvelope = (text: string, verifyTail = true): Envelope | undefi
         break
       }
       case "s": {
-        const s = readNumberOrNull(text, i, valueEnd)
-        if (s === undefined) return undefined
-        env.s = s
+        const raw = text.slice(i, valueEnd)
+        if (raw === "null") break
+        // JSON text of a number: what JSON.parse would make of it, judged the same way.
+        const s = text.charCodeAt(i) === QUOTE ? text.slice(i + 1, valueEnd - 1) : Number(raw)
+        const problem = sequenceProblem(Number.isNaN(s) ? raw : s)
+        if (problem === undefined) env.s = s as number
+        else env.undecodable = problem
         break
       }
       case "t": {
@@ -191,4 +210,19 @@ export const makeEnvelopeReader = (onMismatch: () => void) => {
     }
     return full
   }
+}
+
+/**
+ * What the first bytes of a payload say about it (for logging one too large to keep): Discord
+ * writes t, s and op before d, so they are read from the text before the first `"d":`. Any of
+ * them may be missing; nothing here is trusted beyond a log line.
+ */
+export const peekEnvelope = (head: string): { op: number | undefined; t: string | undefined; s: number | undefined } => {
+  const d = head.indexOf('"d":')
+  const before = d === -1 ? head : head.slice(0, d)
+  const t = /"t"\s*:\s*"([A-Za-z0-9_]{1,64})"/.exec(before)?.[1]
+  const s = /"s"\s*:\s*(\d{1,16})\s*[,}]/.exec(before)?.[1]
+  const op = /"op"\s*:\s*(\d{1,4})\s*[,}]/.exec(before)?.[1]
+  const seq = s === undefined ? undefined : Number(s)
+  return { op: op === undefined ? undefined : Number(op), t, s: seq !== undefined && Number.isSafeInteger(seq) ? seq : undefined }
 }

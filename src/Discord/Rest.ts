@@ -1,4 +1,5 @@
 // GET /gateway/bot: the gateway url, Discord's recommended shard count and the session budget.
+import { USER_AGENT } from "./UserAgent.ts"
 import { Context, Data, Duration, Effect, Layer, Redacted, Schedule, Schema } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 
@@ -81,7 +82,7 @@ const fetchGatewayBot = (url: string, token: Redacted.Redacted<string>) =>
     const response = yield* Effect.tryPromise({
       try: (signal) =>
         fetch(url, {
-          headers: { Authorization: `Bot ${Redacted.value(token)}`, "User-Agent": "SpectaclesGateway (https://github.com/spec-tacles, 0.1)" },
+          headers: { Authorization: `Bot ${Redacted.value(token)}`, "User-Agent": USER_AGENT },
           signal: AbortSignal.any([signal, AbortSignal.timeout(15_000)])
         }),
       catch: (cause) => new DiscordRestError({ reason: describeNetworkError(cause) })

@@ -18,7 +18,11 @@ export const identifiesTotal = Metric.counter("gateway_identifies_total", {
 })
 export const resumesTotal = Metric.counter("gateway_resumes_total", { description: "RESUME payloads sent.", incremental: true })
 export const reconnectsTotal = Metric.counter("gateway_shard_reconnects_total", {
-  description: "Connections that ended and were redialled, by shard and reason.",
+  description: "Connections that ended and were redialled, by shard and reason (Shard/Ending.ts endingLabel).",
+  incremental: true
+})
+export const shardRestartsTotal = Metric.counter("gateway_shard_restarts_total", {
+  description: "Shard fibers restarted after a defect (a bug: please report it with the logged cause).",
   incremental: true
 })
 export const heartbeatLatency = Metric.histogram("gateway_heartbeat_latency_seconds", {
@@ -76,6 +80,7 @@ export class GatewayCounters {
   readonly #published = new Series(publishedTotal)
   readonly #publishErrors = new Series(publishErrorsTotal)
   readonly #publishDurations = new Series(publishDuration)
+  readonly #restarts = new Series(shardRestartsTotal)
   #budget: number | (() => number) | undefined
 
   constructor(context: Context.Context<never> = Context.empty()) {
@@ -99,7 +104,7 @@ export class GatewayCounters {
   /** Makes a shard's zero-valued series visible before anything happened on it. */
   announceShard(shard: number): void {
     const labels = { shard: String(shard) }
-    for (const series of [this.#identifies, this.#resumes, this.#heartbeats]) series.of(labels).valueUnsafe(this.context)
+    for (const series of [this.#identifies, this.#resumes, this.#restarts, this.#heartbeats]) series.of(labels).valueUnsafe(this.context)
   }
 
   /** Makes the broker's zero-valued series visible before its first batch. */
@@ -117,6 +122,11 @@ export class GatewayCounters {
 
   reconnected(shard: number, reason: string): void {
     this.#update(this.#reconnects.of({ shard: String(shard), reason }), 1)
+  }
+
+  /** A shard fiber restarted after a defect. */
+  shardRestarted(shard: number): void {
+    this.#update(this.#restarts.of({ shard: String(shard) }), 1)
   }
 
   heartbeatAcked(shard: number, latencyMs: number): void {

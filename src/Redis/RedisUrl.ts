@@ -2,6 +2,16 @@
 // ioredis as it is; a Cluster takes host/port pairs plus shared connection options instead.)
 import { Redacted } from "effect"
 
+/**
+ * `host:port` (or a bare host) as `redis://host:port`: the original Go gateway took Redis
+ * addresses without a scheme, and its documentation writes them so. Text that already has a
+ * scheme (`something://`) is returned as it is.
+ */
+export const withRedisScheme = (text: string): string => {
+  const trimmed = text.trim()
+  return trimmed === "" || /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `redis://${trimmed}`
+}
+
 export interface RedisNode {
   readonly host: string
   readonly port: number

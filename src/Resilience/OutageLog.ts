@@ -19,8 +19,4 @@ export const outageLog = (what: string) => {
   }
 }
 
-/** Jittered exponential delay for retry number `attempt` (1-based): 100 ms doubling up to 5 s. */
-export const retryDelayMs = (attempt: number): number =>
-  Math.round(Math.min(100 * 2 ** Math.max(0, attempt - 1), 5_000) * (0.8 + Math.random() * 0.4))
-
 export const errorText = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))

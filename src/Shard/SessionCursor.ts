@@ -1,10 +1,13 @@
+import type { DeliveryReceipt } from "../Broker/DispatchEvent.ts"
+import type { CheckpointSource } from "../ShardStore/Checkpointer.ts"
+
 // One Discord session's progress: what arrived, and what the broker has accepted.
 //
 // Events pass through the outbox in order, so "delivered" only grows. The checkpoint is the
 // highest sequence number below which nothing is still on its way: everything received when no
 // wanted event is in flight, otherwise the last delivered one. Resuming from it replays at most
 // what was not yet delivered (at-least-once), never less.
-export class SessionCursor {
+export class SessionCursor implements DeliveryReceipt, CheckpointSource {
   readonly shard: number
   readonly sessionId: string
   readonly resumeUrl: string
@@ -15,7 +18,11 @@ export class SessionCursor {
   /** Set when the checkpoint moved since the last store write. */
   dirty = true
 
-  constructor(shard: number, sessionId: string, resumeUrl: string, seq: number) {
+  /** False while this process may not write the shard's checkpoint (its lease lapsed). */
+  readonly writable: () => boolean
+
+  constructor(shard: number, sessionId: string, resumeUrl: string, seq: number, writable: () => boolean = () => true) {
+    this.writable = writable
     this.shard = shard
     this.sessionId = sessionId
     this.resumeUrl = resumeUrl

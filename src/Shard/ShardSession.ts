@@ -1,26 +1,30 @@
-// One shard's life: connect, HELLO, IDENTIFY or RESUME, heartbeats, dispatches, and whatever
-// ends the connection leading back to a live session (DISCORD_GATEWAY.md §4-§7).
+// Drives one shard's connections: feeds the pure ShardMachine what the socket and the timers say,
+// and carries out the actions it returns (send, forward to the outbox, heartbeat, identify, end).
 //
-// Frames are handled synchronously in the socket callback (inflate, read the envelope, hand the
-// event to the outbox); only the rare control payloads cross into the session fiber.
-import { Context, Data, Deferred, Duration, Effect, Layer, Queue, Random, Redacted } from "effect"
+// Frames are handled synchronously in the transport's callback: read the envelope, step the
+// machine, hand the event to the outbox. Only actions that need a fiber (heartbeat and identify
+// timing, store writes, logs, the ending) cross into the connection's fiber through a queue.
+import { Cause, Clock, Context, Data, Duration, Effect, Layer, Metric, Queue, Redacted, type Scope } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import type { GatewayConfig } from "../Config/GatewayConfig.ts"
 import { Outbox } from "../Broker/Outbox.ts"
 import { closeAction } from "../Discord/CloseCodes.ts"
 import { privilegedIntentNames } from "../Discord/Intents.ts"
 import { Op } from "../Discord/Opcodes.ts"
-import { makeEnvelopeReader } from "../Discord/PayloadScanner.ts"
+import { makeEnvelopeReader, sequenceProblem } from "../Discord/PayloadScanner.ts"
 import { IdentifyLimiter } from "../RateLimiter/IdentifyLimiter.ts"
 import { SendWindow } from "../RateLimiter/SendWindow.ts"
 import { Checkpointer } from "../ShardStore/Checkpointer.ts"
 import { ShardStore } from "../ShardStore/ShardStore.ts"
-import { type Connection, ConnectError, openConnection } from "../Transport/Connection.ts"
-import { InflateError, makeInflater } from "../Transport/Inflater.ts"
+import type { DroppedPayload } from "../Transport/Inflater.ts"
+import { type Connection, ConnectError, Transport } from "../Transport/Transport.ts"
 import { GatewayStats } from "../Observability/GatewayStats.ts"
-import { reconnectReason } from "../Observability/reconnectReason.ts"
-import { heartbeatLoop } from "./Heartbeat.ts"
-import { type Ending, reconnectForever } from "./Reconnect.ts"
+import { type LeaseCell, ShardLeases } from "../Cluster/ShardLeases.ts"
+import { type Ending, endingLabel, Endings, mustTerminate } from "./Ending.ts"
+import { runHeartbeat } from "./Heartbeat.ts"
+import { type Attempt, reconnectSchedule } from "./Reconnect.ts"
+import { type CommandJob, ShardCommands } from "./ShardCommands.ts"
+import { type Action, dialUrl, initialState, type Input, makeShardMachine, type Outgoing, type ShardState } from "./ShardMachine.ts"
 import { SessionCursor } from "./SessionCursor.ts"
 import { ShardPlan } from "./ShardPlan.ts"
 import { ShardStatus } from "./ShardStatus.ts"
@@ -37,26 +41,11 @@ export class FatalGatewayError extends Data.TaggedError("FatalGatewayError")<{
   }
 }
 
-/** What a shard keeps from one connection to the next. */
-interface Holder {
-  cursor: SessionCursor | undefined
-  /** The resume url could not be reached: resume through the main url. */
-  mainUrlForResume: boolean
-  /** A command taken from the queue and not yet written. */
-  carried: PendingCommand | undefined
-  /** The current connection reached READY or RESUMED. */
-  established: boolean
-}
-
-type Control =
-  | { readonly kind: "payload"; readonly op: number; readonly d: unknown }
-  | { readonly kind: "ready"; readonly cursor: SessionCursor }
-  | { readonly kind: "resumed" }
-  | { readonly kind: "closed"; readonly code: number; readonly reason: string }
-  | { readonly kind: "end"; readonly ending: Ending }
-
-const OPEN_TIMEOUT_MS = 15_000
-const HELLO_TIMEOUT_MS = 30_000
+/** Dial to open, including the websocket upgrade: a hard deadline on Effect's clock. */
+export const OPEN_TIMEOUT_MS = 15_000
+export const HELLO_TIMEOUT_MS = 30_000
+/** The close code we end a connection with when we mean to resume it (never 1000/1001). */
+export const RESUMABLE_CLOSE = 4000
 
 export const gatewayUrl = (base: string, config: GatewayConfig): string => {
   const url = new URL(base)
@@ -67,35 +56,42 @@ export const gatewayUrl = (base: string, config: GatewayConfig): string => {
   return url.toString()
 }
 
-/** A command waiting for its shard's connection and a free slot in the send window. */
-interface PendingCommand {
-  readonly payload: string
-  readonly sent: Deferred.Deferred<void>
-}
-
-/** Commands a shard holds while reconnecting or while its send window is full. */
-export const COMMAND_QUEUE_SIZE = 1_000
-
 /**
  * Send slots kept free for heartbeats, heartbeat requests and a resume/identify: commands get
  * the rest of the 120 per 60 s (115 at Discord's usual 41.25 s interval, never more than 110 sooner).
  */
-export const commandReserve = (heartbeatIntervalMs: number) =>
-  Math.max(5, Math.ceil(60_000 / heartbeatIntervalMs) + 3)
+export const commandReserve = (heartbeatIntervalMs: number) => Math.max(5, Math.ceil(60_000 / heartbeatIntervalMs) + 3)
+
+/** Protocol oddities a shard survives: counted by kind. */
+const protocolWarnings = Metric.counter("gateway_protocol_warnings_total", {
+  description: "Survivable protocol anomalies (clamped heartbeat intervals, sequence numbers going backwards or skipping)",
+  incremental: true
+})
 
 export class ShardSession extends Context.Service<ShardSession, {
   /** Runs the shard until interrupted; fails only when Discord says retrying cannot help. */
   readonly run: (shard: number) => Effect.Effect<never, FatalGatewayError>
   /** Stop reading every socket: frames not read are replayed by the next RESUME. */
   readonly stopReading: () => void
-  /** Shards this process runs (whether connected or not). */
-  readonly owns: (shard: number) => boolean
-  /**
-   * Queues a command payload (`{"op":N,"d":...}` text) for the shard and completes once it has
-   * been written to Discord. Waits while the shard's queue is full.
-   */
-  readonly submit: (shard: number, payload: string) => Effect.Effect<void>
 }>()("gateway/ShardSession") {}
+
+/** A defect in one of a connection's callbacks or helper fibers. */
+interface Crashed {
+  readonly _tag: "Crashed"
+  readonly cause: Cause.Cause<unknown>
+}
+
+/** What a shard keeps from one connection to the next. */
+interface ShardRun {
+  readonly shard: number
+  /** Until when this process may act for the shard (its lease). */
+  readonly lease: LeaseCell
+  state: ShardState
+  /** Delivery progress of the current session (the outbox's receipts). */
+  cursor: SessionCursor | undefined
+  /** A command taken from the queue and not yet written: the next connection sends it. */
+  carried: CommandJob | undefined
+}
 
 export const ShardSessionLive = Layer.effect(
   ShardSession,
@@ -108,11 +104,13 @@ export const ShardSessionLive = Layer.effect(
     const checkpointer = yield* Checkpointer
     const status = yield* ShardStatus
     const stats = yield* GatewayStats
+    const transport = yield* Transport
+    const commands = yield* ShardCommands
+    const leases = yield* ShardLeases
+    const clock = yield* Clock.clockWith(Effect.succeed)
     const token = config.token
-    const wanted = config.events.all ? () => true : (t: string) => config.events.names.has(t)
-    const connections = new Map<number, Connection>()
-    const inboxes = new Map<number, Queue.Queue<PendingCommand>>()
-    for (const id of plan.shardIds) inboxes.set(id, yield* Queue.bounded<PendingCommand>(COMMAND_QUEUE_SIZE))
+    const machine = makeShardMachine({ wanted: config.events.all ? () => true : (t) => config.events.names.has(t) })
+    const connections = new Set<Connection>()
     let reading = true
     // Logging from socket callbacks, outside any fiber: run the log effect with this layer's context.
     const context = yield* Effect.context<never>()
@@ -122,346 +120,344 @@ export const ShardSessionLive = Layer.effect(
       ))
     )
 
-    const identifyPayload = (shard: number) =>
-      JSON.stringify({
-        op: Op.Identify,
-        d: {
-          token: Redacted.value(token),
-          properties: { os: process.platform, browser: "spectacles-gateway", device: "spectacles-gateway" },
-          shard: [shard, plan.shardCount],
-          intents: config.intents,
-          ...(config.presence === undefined ? {} : { presence: config.presence })
-        }
-      })
-
-    const fatalFor = (shard: number, code: number, reason: string, fix: string) => {
-      let detail = fix
-      if (code === 4014) {
-        const names = privilegedIntentNames(config.intents)
-        if (names.length > 0) detail = `${fix}: the bot asks for ${names.join(", ")}`
+    const encode = (shard: number, payload: Outgoing): string => {
+      switch (payload._tag) {
+        case "Heartbeat":
+          return JSON.stringify({ op: Op.Heartbeat, d: payload.seq })
+        case "Resume":
+          return JSON.stringify({ op: Op.Resume, d: { token: Redacted.value(token), session_id: payload.sessionId, seq: payload.seq } })
+        case "Identify":
+          return JSON.stringify({
+            op: Op.Identify,
+            d: {
+              token: Redacted.value(token),
+              properties: { os: process.platform, browser: "spectacles-gateway", device: "spectacles-gateway" },
+              shard: [shard, plan.shardCount],
+              intents: config.intents,
+              ...(config.presence === undefined ? {} : { presence: config.presence })
+            }
+          })
       }
-      return new FatalGatewayError({ shard, code, reason, fix: detail })
+    }
+
+    const fatalFor = (shard: number, ending: Ending): FatalGatewayError | undefined => {
+      if (ending._tag !== "Closed") return undefined
+      const action = closeAction(ending.code)
+      if (action.kind !== "fatal") return undefined
+      let fix = action.fix
+      if (ending.code === 4014) {
+        const names = privilegedIntentNames(config.intents)
+        if (names.length > 0) fix = `${fix}: the bot asks for ${names.join(", ")}`
+      }
+      const reason = ending.reason === "" ? action.reason : `${action.reason}: "${ending.reason}"`
+      return new FatalGatewayError({ shard, code: ending.code, reason, fix })
     }
 
     /** One connection, from dial to its ending. */
-    const connectOnce = (shard: number, holder: Holder) =>
+    const connectOnce = (sh: ShardRun): Effect.Effect<Attempt, never, Scope.Scope> =>
       Effect.gen(function*() {
-        const resuming = holder.cursor !== undefined
-        holder.established = false
-        const base = holder.cursor && !holder.mainUrlForResume ? holder.cursor.resumeUrl : plan.url
-        const control = yield* Queue.unbounded<Control>()
+        const shard = sh.shard
+        const startedAt = clock.currentTimeMillisUnsafe()
+        // Actions that need a fiber, in the order the machine produced them; and defects of this
+        // connection's helpers (callbacks, timers, sender), which end the shard's fiber with them.
+        const fiberActions = yield* Queue.unbounded<Action | Crashed>()
+        const crashed = (cause: Cause.Cause<unknown>) => Queue.offerUnsafe(fiberActions, { _tag: "Crashed", cause })
+        const forkWatched = <A, E>(effect: Effect.Effect<A, E>) =>
+          Effect.forkScoped(effect.pipe(Effect.catchCause((cause) => Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => crashed(cause)))))
         const window = new SendWindow()
-        let acked = true
-        let framesSinceBeat = 0
-        let beatSentAt = 0
-        let paused = false
-        let conn: Connection | undefined
         const received = stats.eventsOf(shard)
+        let conn: Connection | undefined
+        let heard = false
+        let paused = false
+        let beatSentAt = 0
+        let established = false
+        // The dispatch being stepped: its d is sliced only if the machine forwards it.
+        let dText = ""
+        let dStart = 0
+        let dEnd = 0
 
-        const end = (ending: Ending) => Queue.offerUnsafe(control, { kind: "end", ending })
-        const sendNow = (payload: string): boolean => {
-          window.record(Date.now())
+        const send = (payload: string): boolean => {
+          window.record(clock.currentTimeMillisUnsafe())
           return conn?.send(payload) ?? false
         }
         const resumeReading = () => {
           paused = false
           if (reading) conn?.resume()
         }
-
-        const forward = (cursor: SessionCursor, t: string, seq: number, data: string) => {
+        const forward = (t: string, seq: number) => {
+          const cursor = sh.cursor!
           cursor.forwarded(seq)
-          if (!outbox.offer({ shard, t, seq, data, receipt: cursor }) && !paused) {
+          if (!outbox.offer({ shard, t, seq, data: dText.slice(dStart, dEnd), receipt: cursor }) && !paused) {
             // Backpressure: stop reading this socket until the broker catches up.
             paused = true
             conn?.pause()
             outbox.onSpace(resumeReading)
           }
         }
+        const perform = (action: Action) => {
+          switch (action._tag) {
+            case "Forward":
+              return forward(action.t, action.seq)
+            case "Skip":
+              return sh.cursor?.skipped(action.seq)
+            case "Send":
+              send(encode(shard, action.payload))
+              if (action.payload._tag === "Identify") stats.identified(shard)
+              else if (action.payload._tag === "Resume") stats.resumed(shard)
+              return
+            case "HeartbeatAcked":
+              return stats.heartbeatAcked(shard, clock.currentTimeMillisUnsafe() - beatSentAt)
+            case "Ignore":
+              return
+            case "Established":
+              // The cursor must exist before the READY itself is forwarded (next action).
+              if (action.how === "ready" || sh.cursor === undefined) {
+                sh.cursor = new SessionCursor(shard, action.session.id, action.session.resumeUrl, action.seq, sh.cursor?.writable ?? writableNow(sh))
+              }
+              Queue.offerUnsafe(fiberActions, action)
+              return
+            case "ForgetSession":
+              sh.cursor = undefined
+              Queue.offerUnsafe(fiberActions, action)
+              return
+            default:
+              Queue.offerUnsafe(fiberActions, action)
+          }
+        }
+        // The lease is checked before anything is read or sent: a process that could not renew it
+        // (cut off from Redis, paused) must not act for a shard another process may run by now.
+        let lapsed = false
+        const leaseHeld = () => {
+          if (lapsed) return false
+          if (sh.lease.until === Number.POSITIVE_INFINITY || clock.currentTimeMillisUnsafe() < sh.lease.until) return true
+          lapsed = true
+          conn?.pause()
+          Queue.offerUnsafe(fiberActions, { _tag: "End", ending: Endings.leaseLapsed })
+          return false
+        }
+        const apply = (input: Input) => {
+          if (!leaseHeld()) return
+          const transition = machine.step(sh.state, input)
+          sh.state = transition.state
+          for (const action of transition.actions) perform(action)
+        }
 
-        // The slow path: control payloads, READY/RESUMED, and anything the scanner declined.
+        // The slow path: control payloads, READY, and anything the scanner declined.
         const handleParsed = (text: string) => {
           let payload: { op?: unknown; d?: unknown; s?: unknown; t?: unknown }
           try {
             payload = JSON.parse(text)
           } catch {
-            end({ next: "resume", reason: "Discord sent a payload that is not JSON" })
-            return
+            return apply({ _tag: "Undecodable", layer: "payload", detail: "Discord sent a payload that is not JSON" })
           }
-          const op = typeof payload.op === "number" ? payload.op : -1
-          if (op === Op.HeartbeatAck) {
-            if (!acked) stats.heartbeatAcked(shard, Date.now() - beatSentAt)
-            acked = true
-            return
-          }
-          if (op === Op.Heartbeat) {
-            sendNow(JSON.stringify({ op: Op.Heartbeat, d: holder.cursor?.received ?? null }))
-            return
-          }
-          if (op !== Op.Dispatch) {
-            Queue.offerUnsafe(control, { kind: "payload", op, d: payload.d })
-            return
-          }
-          const t = typeof payload.t === "string" ? payload.t : undefined
-          const s = typeof payload.s === "number" ? payload.s : undefined
-          if (t === undefined || s === undefined) return
-          received.add(t)
-          if (t === "READY") {
-            const d = payload.d as { session_id?: unknown; resume_gateway_url?: unknown }
-            if (typeof d?.session_id !== "string" || typeof d.resume_gateway_url !== "string") {
-              end({ next: "identify", reason: "READY without session_id or resume_gateway_url" })
-              return
+          const d = payload.d as Record<string, unknown> | null | undefined
+          switch (payload.op) {
+            case Op.HeartbeatAck:
+              return apply({ _tag: "HeartbeatAck" })
+            case Op.Heartbeat:
+              return apply({ _tag: "HeartbeatRequest" })
+            case Op.Hello:
+              return apply({ _tag: "Hello", heartbeatInterval: d?.heartbeat_interval })
+            case Op.Reconnect:
+              return apply({ _tag: "Reconnect" })
+            case Op.InvalidSession:
+              return apply({ _tag: "InvalidSession", resumable: payload.d === true })
+            case Op.Dispatch: {
+              if (typeof payload.t !== "string" || payload.s === null || payload.s === undefined) return
+              const problem = sequenceProblem(payload.s)
+              if (problem !== undefined) return apply({ _tag: "Undecodable", layer: "payload", detail: `Discord sent ${payload.t} with a bad sequence number: ${problem}` })
+              if (typeof payload.s !== "number") return
+              received.add(payload.t)
+              dText = JSON.stringify(payload.d ?? null)
+              dStart = 0
+              dEnd = dText.length
+              if (payload.t === "READY") {
+                return apply({ _tag: "Ready", sessionId: d?.session_id, resumeUrl: d?.resume_gateway_url, seq: payload.s })
+              }
+              return apply({ _tag: "Dispatch", t: payload.t, seq: payload.s })
             }
-            const cursor = new SessionCursor(shard, d.session_id, d.resume_gateway_url, s)
-            holder.cursor = cursor
-            holder.mainUrlForResume = false
-            Queue.offerUnsafe(control, { kind: "ready", cursor })
-            if (wanted(t)) forward(cursor, t, s, JSON.stringify(payload.d))
-            return
+            default:
+              void Effect.runForkWith(context)(Effect.logDebug(`ignoring op ${String(payload.op)}`))
           }
-          const cursor = holder.cursor
-          if (cursor === undefined || s <= cursor.received) return
-          if (t === "RESUMED") Queue.offerUnsafe(control, { kind: "resumed" })
-          if (wanted(t)) forward(cursor, t, s, JSON.stringify(payload.d ?? null))
-          else cursor.skipped(s)
         }
 
         // The hot path: most payloads are dispatches forwarded or skipped without a parse.
-        const onPayload = (text: string) => {
-          const env = readEnvelope(text)
-          if (env === undefined || env.op !== Op.Dispatch || env.t === null || env.s === null || env.dStart < 0) {
-            handleParsed(text)
-            return
-          }
-          const t = env.t
-          if (t === "READY" || t === "RESUMED") {
-            handleParsed(text)
-            return
-          }
-          received.add(t)
-          const cursor = holder.cursor
-          // Before READY there is no session to count against; a replayed duplicate is dropped.
-          if (cursor === undefined || env.s <= cursor.received) return
-          if (wanted(t)) forward(cursor, t, env.s, text.slice(env.dStart, env.dEnd))
-          else cursor.skipped(env.s)
-        }
-
-        const inflater = makeInflater(config.compress, {
-          onPayload,
-          onError: (error) => end({ next: "resume", reason: error.message })
-        })
-
-        const onFrame = (frame: Buffer) => {
+        const readPayload = (text: string) => {
           // Stopped for shutdown: what is not read now is replayed by the next RESUME.
           if (!reading) return
-          framesSinceBeat++
+          heard = true
+          const env = readEnvelope(text)
+          if (env !== undefined && env.undecodable !== undefined) {
+            return apply({ _tag: "Undecodable", layer: "payload", detail: `Discord sent a payload with a bad sequence number: ${env.undecodable}` })
+          }
+          if (env === undefined || env.op !== Op.Dispatch || env.t === null || env.s === null || env.dStart < 0 || env.t === "READY") {
+            return handleParsed(text)
+          }
+          received.add(env.t)
+          dText = text
+          dStart = env.dStart
+          dEnd = env.dEnd
+          apply({ _tag: "Dispatch", t: env.t, seq: env.s })
+        }
+        // A bug in a socket callback must end this shard's fiber (and be restarted), not the process.
+        const guarded = <Args extends Array<unknown>>(f: (...args: Args) => void) => (...args: Args) => {
           try {
-            inflater.push(frame)
-          } catch (error) {
-            const reason = error instanceof InflateError ? error.message : `frame handling failed: ${String(error)}`
-            end({ next: "resume", reason })
+            f(...args)
+          } catch (defect) {
+            crashed(Cause.die(defect))
           }
         }
+        const onPayload = guarded(readPayload)
 
+        yield* leases.awaitHeld(shard)
         yield* status.set(shard, "connecting")
-        conn = yield* openConnection(gatewayUrl(base, config), {
-          onFrame,
-          onClose: (code, reason) => Queue.offerUnsafe(control, { kind: "closed", code, reason })
-        }, OPEN_TIMEOUT_MS)
-        const connection = conn
-        if (!reading) connection.pause()
-        connections.set(shard, connection)
-        yield* Effect.addFinalizer(() =>
-          Effect.sync(() => {
-            connections.delete(shard)
-            inflater.close()
-          })
+        const url = gatewayUrl(dialUrl(sh.state, plan.url), config)
+        const shown = url.split("?")[0] ?? url
+        const opened = yield* transport.connect(url, {
+          onPayload,
+          onDropped: guarded((dropped: DroppedPayload) => {
+            heard = true
+            apply({ _tag: "Dropped", bytes: dropped.bytes, limit: dropped.limit, t: dropped.t, seq: dropped.s })
+          }),
+          onUndecodable: guarded((detail: string, resumable: boolean) =>
+            apply(resumable ? { _tag: "Undecodable", layer: "compression", detail } : { _tag: "Oversized", detail })
+          ),
+          onClose: guarded((code: number, reason: string) => apply({ _tag: "Closed", code, reason }))
+        }, { openTimeoutMs: OPEN_TIMEOUT_MS }).pipe(
+          Effect.timeoutOrElse({
+            duration: Duration.millis(OPEN_TIMEOUT_MS),
+            orElse: () => Effect.fail(new ConnectError({ url: shown, reason: `no open connection within ${OPEN_TIMEOUT_MS / 1000}s` }))
+          }),
+          Effect.result
         )
-        let heartbeatIntervalMs = 41_250
-        let senderStarted = false
+        if (opened._tag === "Failure") {
+          const transition = machine.step(sh.state, { _tag: "ConnectFailed", url: shown, reason: opened.failure.reason })
+          sh.state = transition.state
+          const ending = transition.actions.find((a) => a._tag === "End")!.ending
+          return { ending, lastedMs: clock.currentTimeMillisUnsafe() - startedAt, established: false, next: nextLabel(sh) }
+        }
+        const connection = opened.success
+        conn = connection
+        connections.add(connection)
+        yield* Effect.addFinalizer(() => Effect.sync(() => connections.delete(connection)))
+        if (!reading) connection.pause()
+        apply({ _tag: "Connected" })
+
+        yield* forkWatched(
+          Effect.sleep(Duration.millis(HELLO_TIMEOUT_MS)).pipe(Effect.andThen(Effect.sync(() => apply({ _tag: "HelloTimeout", afterMs: HELLO_TIMEOUT_MS }))))
+        )
+
+        const beat = Effect.sync(() => {
+          apply({ _tag: "HeartbeatDue", heard, paused })
+          heard = false
+          beatSentAt = clock.currentTimeMillisUnsafe()
+        })
 
         // Commands go out only on a READY or RESUMED session, paced by the sliding send window.
         const sendCommands = Effect.gen(function*() {
-          const inbox = inboxes.get(shard)!
-          const reserve = commandReserve(heartbeatIntervalMs)
+          const reserve = commandReserve(sh.state.heartbeatMs)
           for (;;) {
-            const command = holder.carried ?? (yield* Queue.take(inbox))
+            const job = sh.carried ?? (yield* commands.take(shard))
             // Held here until written: a connection lost while waiting hands it to the next one.
-            holder.carried = command
-            const wait = window.waitFor(Date.now(), reserve)
+            sh.carried = job
+            if (job.wanted !== undefined && !job.wanted()) {
+              sh.carried = undefined
+              continue
+            }
+            const wait = window.waitFor(clock.currentTimeMillisUnsafe(), reserve)
             if (wait > 0) {
               yield* Effect.sleep(Duration.millis(wait))
               continue
             }
-            if (!sendNow(command.payload)) return yield* Effect.never
-            holder.carried = undefined
-            Deferred.doneUnsafe(command.sent, Effect.void)
+            if (!leaseHeld() || !send(job.payload)) return yield* Effect.never
+            sh.carried = undefined
+            yield* job.sent
           }
         })
-        const startSender = Effect.suspend(() => {
-          if (senderStarted) return Effect.void
-          senderStarted = true
-          return Effect.asVoid(Effect.forkScoped(sendCommands))
-        })
-
-        const heartbeat = (intervalMs: number) =>
-          heartbeatLoop(intervalMs, {
-            beat: Effect.sync(() => {
-              acked = false
-              framesSinceBeat = 0
-              beatSentAt = Date.now()
-              sendNow(JSON.stringify({ op: Op.Heartbeat, d: holder.cursor?.received ?? null }))
-            }),
-            acked: () => acked,
-            framesSinceBeat: () => framesSinceBeat
-          }).pipe(
-            Effect.catch((zombie) =>
-              Effect.sync(() => end({ next: "resume", reason: `zombie connection: ${zombie.message}`, terminate: true }))
-            )
-          )
 
         const identify = Effect.gen(function*() {
           yield* status.set(shard, "identifying")
           yield* limiter.acquire(shard)
           yield* Effect.logDebug("sending IDENTIFY")
-          sendNow(identifyPayload(shard))
-          stats.identified(shard)
+          apply({ _tag: "IdentifyGranted" })
         })
 
-        const resume = (cursor: SessionCursor) =>
-          Effect.gen(function*() {
-            yield* status.set(shard, "resuming")
-            yield* Effect.logDebug(`sending RESUME at seq ${cursor.received}`)
-            sendNow(JSON.stringify({
-              op: Op.Resume,
-              d: { token: Redacted.value(token), session_id: cursor.sessionId, seq: cursor.received }
-            }))
-            stats.resumed(shard)
-          })
-
-        const endingForClose = (code: number, reason: string) =>
-          Effect.gen(function*() {
-            const action = closeAction(code)
-            const said = reason ? `${code} ${reason}` : `${code}`
-            if (action.kind === "fatal") return yield* fatalFor(shard, code, action.reason, action.fix)
-            return { next: action.kind, reason: `Discord closed the connection (${said}: ${action.reason})` } satisfies Ending
-          })
-
-        let helloSeen = false
-        const helloTimer = yield* Effect.forkScoped(
-          Effect.sleep(Duration.millis(HELLO_TIMEOUT_MS)).pipe(
-            Effect.andThen(Effect.sync(() => {
-              if (!helloSeen) end({ next: "resume", reason: `no HELLO within ${HELLO_TIMEOUT_MS / 1000}s` })
-            }))
-          )
-        )
-        void helloTimer
-
         for (;;) {
-          const message = yield* Queue.take(control)
-          switch (message.kind) {
-            case "closed":
-              return yield* endingForClose(message.code, message.reason)
-            case "end":
-              if (message.ending.terminate) connection.terminate()
-              return message.ending
-            case "ready": {
-              yield* Effect.logInfo(`READY: session ${message.cursor.sessionId}`)
-              holder.established = true
-              yield* checkpointer.track(message.cursor)
-              yield* startSender
+          const action = yield* Queue.take(fiberActions)
+          switch (action._tag) {
+            case "StartHeartbeat":
+              yield* forkWatched(runHeartbeat(action.intervalMs, beat))
+              break
+            case "RequestIdentify":
+              // Waits for its bucket in its own fiber so this loop keeps reacting.
+              yield* forkWatched(identify)
+              break
+            case "Established": {
+              established = true
+              yield* action.how === "ready"
+                ? Effect.logInfo(`READY: session ${action.session.id}`)
+                : Effect.logInfo(`RESUMED at seq ${action.seq}`)
+              if (sh.cursor !== undefined) yield* checkpointer.track(sh.cursor)
+              yield* forkWatched(sendCommands)
               yield* status.set(shard, "ready")
               break
             }
-            case "resumed": {
-              yield* Effect.logInfo(`RESUMED at seq ${holder.cursor?.received ?? "?"}`)
-              holder.established = true
-              if (holder.cursor) yield* checkpointer.track(holder.cursor)
-              yield* startSender
-              yield* status.set(shard, "ready")
+            case "Warn":
+              yield* Effect.logWarning(action.message)
+              yield* Metric.update(Metric.withAttributes(protocolWarnings, { kind: action.metric }), 1)
               break
-            }
-            case "payload": {
-              switch (message.op) {
-                case Op.Hello: {
-                  if (helloSeen) break
-                  helloSeen = true
-                  const d = message.d as { heartbeat_interval?: unknown }
-                  if (typeof d?.heartbeat_interval === "number" && d.heartbeat_interval > 0) {
-                    heartbeatIntervalMs = d.heartbeat_interval
-                  }
-                  yield* Effect.forkScoped(heartbeat(heartbeatIntervalMs))
-                  // Identify waits for its bucket in its own fiber so this loop keeps reacting.
-                  yield* Effect.forkScoped(holder.cursor && resuming ? resume(holder.cursor) : identify)
-                  break
-                }
-                case Op.Reconnect:
-                  return { next: "resume", reason: "Discord asked to reconnect (op 7)" } satisfies Ending
-                case Op.InvalidSession: {
-                  if (message.d === true && holder.cursor) {
-                    return { next: "resume", reason: "session invalidated, resumable (op 9)" } satisfies Ending
-                  }
-                  const waitMs = 1_000 + Math.floor((yield* Random.next) * 4_000)
-                  return { next: "identify", reason: "session invalidated (op 9)", waitMs } satisfies Ending
-                }
-                default:
-                  yield* Effect.logDebug(`ignoring op ${message.op}`)
-              }
-            }
+            case "ForgetSession":
+              yield* checkpointer.forget(shard)
+              break
+            case "Crashed":
+              return yield* Effect.failCause(action.cause as Cause.Cause<never>)
+            case "End":
+              if (mustTerminate(action.ending)) connection.abort(RESUMABLE_CLOSE, "zombie connection")
+              return { ending: action.ending, lastedMs: clock.currentTimeMillisUnsafe() - startedAt, established, next: nextLabel(sh) }
+            default:
+              break
           }
         }
       })
+
+    const writableNow = (sh: ShardRun) => () => clock.currentTimeMillisUnsafe() < sh.lease.until
+    const nextLabel = (sh: ShardRun) => (sh.state.session === undefined ? "identifying" : "resuming")
 
     const run = (shard: number): Effect.Effect<never, FatalGatewayError> =>
       Effect.gen(function*() {
         const stored = yield* store.load(shard).pipe(
           Effect.catch((error) => Effect.as(Effect.logWarning(`${error.message}; identifying afresh`), undefined))
         )
-        const holder: Holder = {
-          cursor: stored ? new SessionCursor(shard, stored.sessionId, stored.resumeUrl, stored.seq) : undefined,
-          mainUrlForResume: false,
-          carried: undefined,
-          established: false
+        const lease = leases.cell(shard)
+        const writable = () => clock.currentTimeMillisUnsafe() < lease.until
+        const sh: ShardRun = {
+          shard,
+          lease,
+          state: initialState(stored && { session: { id: stored.sessionId, resumeUrl: stored.resumeUrl }, seq: stored.seq }),
+          cursor: stored ? new SessionCursor(shard, stored.sessionId, stored.resumeUrl, stored.seq, writable) : undefined,
+          carried: undefined
         }
         if (stored) yield* Effect.logInfo(`found stored session ${stored.sessionId} at seq ${stored.seq}; resuming`)
-        const connect = connectOnce(shard, holder).pipe(
-          Effect.map((ending): Ending => ({ ...ending, established: holder.established })),
-          Effect.scoped,
-          Effect.catchTag("ConnectError", (error: ConnectError) =>
-            Effect.sync((): Ending => {
-              // A resume url that cannot be reached: the main url can resume too.
-              if (holder.cursor) holder.mainUrlForResume = true
-              return { next: "resume", reason: error.message }
+        const attempt = Effect.scoped(connectOnce(sh)).pipe(
+          Effect.tap((attempt) =>
+            Effect.gen(function*() {
+              const fatal = fatalFor(shard, attempt.ending)
+              if (fatal !== undefined) return yield* fatal
+              stats.reconnected(shard, endingLabel(attempt.ending))
+              yield* status.set(shard, "reconnecting")
             })
           )
         )
-        return yield* reconnectForever(connect, (ending) =>
-          Effect.gen(function*() {
-            stats.reconnected(shard, reconnectReason(ending))
-            yield* status.set(shard, "reconnecting")
-            if (ending.next === "identify" && holder.cursor) {
-              holder.cursor = undefined
-              yield* checkpointer.forget(shard)
-            }
-            return holder.cursor ? "resuming" : "identifying"
-          })
-        )
+        yield* Effect.repeat(attempt, reconnectSchedule())
+        return yield* Effect.die(new Error("the reconnect schedule ended"))
       }).pipe(Effect.annotateLogs({ shard }))
 
     return ShardSession.of({
       run,
       stopReading: () => {
         reading = false
-        for (const connection of connections.values()) connection.pause()
-      },
-      owns: (shard) => inboxes.has(shard),
-      submit: (shard, payload) =>
-        Effect.gen(function*() {
-          const inbox = inboxes.get(shard)
-          if (inbox === undefined) return yield* Effect.die(new Error(`shard ${shard} is not run by this process`))
-          const sent = yield* Deferred.make<void>()
-          yield* Queue.offer(inbox, { payload, sent })
-          yield* Deferred.await(sent)
-        })
+        for (const connection of connections) connection.pause()
+      }
     })
   })
 )

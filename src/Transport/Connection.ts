@@ -1,6 +1,7 @@
-// One websocket to the gateway. Frames are handed to a synchronous callback (the hot path stays
-// out of fibers); the scope's release closes with a resumable code, never 1000/1001, and tears
-// the socket down if the peer does not answer the close (a zombie never will).
+// One websocket to the gateway (the live Transport's socket). Frames are handed to a synchronous
+// callback (the hot path stays out of fibers); the scope's release closes with a resumable code,
+// never 1000/1001, completes the close handshake (reading again if we had paused), and tears the
+// socket down if the peer does not answer the close.
 import { Data, Effect } from "effect"
 import WebSocket from "ws"
 
@@ -13,6 +14,8 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{ readonly ur
 export interface ConnectionHandlers {
   readonly onFrame: (frame: Buffer) => void
   readonly onClose: (code: number, reason: string) => void
+  /** A message over `maxPayload` arrived: ws closes the socket (1009) right after. */
+  readonly onFrameTooLarge?: () => void
 }
 
 export interface Connection {
@@ -20,8 +23,8 @@ export interface Connection {
   readonly send: (text: string) => boolean
   /** Closes with `code` (keep it outside 1000/1001 to keep the session), then drops TCP if unanswered. */
   readonly close: (code: number, reason: string) => void
-  /** Drops the TCP connection without a close frame. */
-  readonly terminate: () => void
+  /** Sends a close frame with `code` (never 1000/1001) and drops the TCP connection without waiting. */
+  readonly abort: (code: number, reason: string) => void
   readonly pause: () => void
   readonly resume: () => void
   readonly isOpen: () => boolean
@@ -32,10 +35,23 @@ const CLOSE_GRACE_MS = 2_000
 
 export const RESUMABLE_CLOSE = 4000
 
-export const openConnection = (url: string, handlers: ConnectionHandlers, openTimeoutMs: number) =>
+export interface OpenOptions {
+  readonly openTimeoutMs: number
+  readonly headers: Readonly<Record<string, string>>
+  /** Largest websocket message accepted, in bytes (0: no limit); a larger one closes with 1009. */
+  readonly maxPayload?: number
+}
+
+export const openConnection = (url: string, handlers: ConnectionHandlers, options: OpenOptions) =>
   Effect.acquireRelease(
-    Effect.callback<WebSocket, ConnectError>((resume) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: openTimeoutMs, maxPayload: 0 })
+    // Interruptible: the dial's deadline (on the caller's clock) must be able to abandon it.
+    Effect.interruptible(Effect.callback<WebSocket, ConnectError>((resume) => {
+      const ws = new WebSocket(url, {
+        perMessageDeflate: false,
+        handshakeTimeout: options.openTimeoutMs,
+        maxPayload: options.maxPayload ?? 0,
+        headers: options.headers
+      })
       const onOpenError = (error: Error) => resume(Effect.fail(new ConnectError({ url: redactQuery(url), reason: error.message })))
       ws.once("error", onOpenError)
       ws.once("open", () => {
@@ -44,16 +60,21 @@ export const openConnection = (url: string, handlers: ConnectionHandlers, openTi
       })
       ws.on("message", (data) => handlers.onFrame(data as Buffer))
       ws.once("close", (code, reason) => handlers.onClose(code, reason.toString()))
-      // After open, errors are followed by a close event, which is what the session acts on.
-      ws.on("error", () => {})
+      // After open, errors are followed by a close event, which is what the session acts on; a
+      // message over maxPayload is told apart first (the close it causes reads as 1006 here).
+      ws.on("error", (error: Error & { code?: string }) => {
+        if (error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") handlers.onFrameTooLarge?.()
+      })
       return Effect.sync(() => ws.terminate())
-    }),
+    })),
     (ws) =>
       Effect.callback<void>((resume) => {
         // The session is done with this socket: frames still arriving while it closes are not read
         // (their sequence numbers were never counted, so a resume replays them).
         ws.removeAllListeners("message")
         if (ws.readyState === WebSocket.CLOSED) return resume(Effect.void)
+        // A socket paused for backpressure or shutdown must read again to see the peer's close reply.
+        ws.resume()
         // Wait for the close to finish, so a shutdown that exits next has really sent the code.
         ws.once("close", () => resume(Effect.void))
         closeGracefully(ws, RESUMABLE_CLOSE, "gateway reconnecting")
@@ -65,7 +86,10 @@ export const openConnection = (url: string, handlers: ConnectionHandlers, openTi
       return true
     },
     close: (code, reason) => closeGracefully(ws, code, reason),
-    terminate: () => ws.terminate(),
+    abort: (code, reason) => {
+      if (ws.readyState === WebSocket.OPEN) ws.close(code, reason)
+      ws.terminate()
+    },
     pause: () => ws.pause(),
     resume: () => ws.resume(),
     isOpen: () => ws.readyState === WebSocket.OPEN

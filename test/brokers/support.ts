@@ -83,7 +83,8 @@ export const testConfig = (overrides: {
   amqp: { url: Redacted.make(overrides.amqpUrl ?? AMQP_URL) },
   shutdownTimeoutMs: 5_000,
   checkpointIntervalMs: 1_000,
-  logLevel: "warn"
+  logLevel: "warn",
+  limits: { frameBytes: 32 * 1024 * 1024, payloadBytes: 32 * 1024 * 1024, partialBytes: 32 * 1024 * 1024 }
 })
 
 export const freePort = (): Promise<number> =>

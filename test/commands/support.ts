@@ -1,11 +1,11 @@
-// Test helpers for the command side: a router over a fake ShardSession, and process helpers for
+// Test helpers for the command side: a router over shard queues drained by a stand-in sender, and process helpers for
 // the end-to-end tests (waiting for log lines, reading the final command counters).
 import { Effect, Layer } from "effect"
 import { CommandForwarder } from "../../src/Commands/Forwarder.ts"
 import { CommandStats } from "../../src/Commands/CommandStats.ts"
 import { CommandRouterLive } from "../../src/Commands/Router.ts"
 import { ShardPlan } from "../../src/Shard/ShardPlan.ts"
-import { ShardSession } from "../../src/Shard/ShardSession.ts"
+import { makeShardCommands, ShardCommands } from "../../src/Shard/ShardCommands.ts"
 import type { GatewayProcess } from "../support/gateway.ts"
 
 export interface Submitted {
@@ -13,12 +13,13 @@ export interface Submitted {
   readonly payload: string
 }
 
-/** CommandRouter (+ CommandStats) over a fake session whose `submit` is given. */
+/** CommandRouter (+ CommandStats) over shard queues whose sender calls the given `submit`. */
 export const routerLayer = (options: {
   readonly shardIds: ReadonlyArray<number>
   readonly shardCount: number
   readonly submit: (shard: number, payload: string) => Effect.Effect<void>
-  readonly forwarder?: Layer.Layer<CommandForwarder>
+  /** May use the router's CommandStats (the Redis forwarder counts its refusals there). */
+  readonly forwarder?: Layer.Layer<CommandForwarder, never, CommandStats>
 }) => {
   const plan = Layer.succeed(ShardPlan, {
     url: "ws://unused",
@@ -27,9 +28,24 @@ export const routerLayer = (options: {
     maxConcurrency: 1,
     sessionStartLimit: { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: 1 }
   })
-  const session = Layer.mock(ShardSession, { submit: options.submit, stopReading: () => undefined, owns: (shard: number) => options.shardIds.includes(shard) })
+  // The shards' command queues, drained in order by a stand-in sender that calls `submit`.
+  const commands = Layer.effect(
+    ShardCommands,
+    Effect.gen(function*() {
+      const queues = yield* makeShardCommands(options.shardIds)
+      for (const shard of options.shardIds) {
+        yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+          const job = yield* queues.take(shard)
+          if (job.wanted !== undefined && !job.wanted()) return
+          yield* options.submit(shard, job.payload)
+          yield* job.sent
+        })))
+      }
+      return queues
+    })
+  )
   return CommandRouterLive.pipe(
-    Layer.provide(Layer.mergeAll(plan, session, options.forwarder ?? CommandForwarder.none)),
+    Layer.provide(Layer.mergeAll(plan, commands, options.forwarder ?? CommandForwarder.none)),
     Layer.provideMerge(CommandStats.layer)
   )
 }

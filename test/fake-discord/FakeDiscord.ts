@@ -15,9 +15,9 @@ import { IdentifyLimiter } from "./limits.ts"
 import type { SessionStartLimit } from "./limits.ts"
 import { resolveOptions } from "./options.ts"
 import type { FakeContext, FakeDiscordOptions, RestFailure } from "./options.ts"
-import { Op, opText } from "./protocol.ts"
+import { frameText, Op, opText } from "./protocol.ts"
 import { Records } from "./records.ts"
-import type { CloseRecord, Counters, HeartbeatRecord, IdentifyRecord, ReceivedRecord, RestCallRecord, ResumeRecord, ViolationRecord } from "./records.ts"
+import type { CloseRecord, Counters, HeartbeatRecord, IdentifyRecord, ReceivedRecord, RestCallRecord, ResumeRecord, ViolationRecord, OverlapRecord } from "./records.ts"
 import { createRestHandler } from "./rest.ts"
 import { SessionStore } from "./sessions.ts"
 import { shardOf } from "./snowflake.ts"
@@ -89,6 +89,8 @@ export class FakeDiscord {
   get identifies(): ReadonlyArray<IdentifyRecord> { return this.#ctx.records.identifies }
   get resumes(): ReadonlyArray<ResumeRecord> { return this.#ctx.records.resumes }
   get violations(): ReadonlyArray<ViolationRecord> { return this.#ctx.records.violations }
+  /** Moments two live connections ran one shard (two gateway processes on one shard). */
+  get overlaps(): ReadonlyArray<OverlapRecord> { return this.#ctx.records.overlaps }
   get heartbeats(): ReadonlyArray<HeartbeatRecord> { return this.#ctx.records.heartbeats }
   get received(): ReadonlyArray<ReceivedRecord> { return this.#ctx.records.received }
   get closes(): ReadonlyArray<CloseRecord> { return this.#ctx.records.closes }
@@ -141,6 +143,30 @@ export class FakeDiscord {
   /** Sends `payloads` as dispatches as fast as the client reads; resolves with the last seq once all are handed to the kernel. */
   blast(shardId: number, payloads: Iterable<BlastPayload>): Promise<number> {
     return blast(this.#ctx, shardId, payloads)
+  }
+
+  /**
+   * Sends the shard one dispatch `t` (default GUILD_CREATE) whose JSON text is `bytes` long,
+   * `{"t":..,"s":..,"op":0,"d":{"pad":"…"}}`, to test the client's size limits. Built in 1 MiB
+   * pieces, so the fake never holds it whole where the transport allows (see
+   * GatewayConnection.sendPieces): with pad "repeat" (default) compressed streams make it a bomb
+   * (300 MB become about 300 KB of zlib); pad "random" does not compress much. With `split`,
+   * each compressed chunk is its own websocket message (unfinished zlib data for the client to
+   * buffer). It takes a seq; a RESUME replays a small stand-in with the same t and s and
+   * `d: {"oversized_replay": true}` instead. Returns the seq, or -1 when the shard has no live
+   * connection.
+   */
+  sendOversized(shardId: number, options: { readonly bytes: number; readonly t?: string; readonly pad?: "repeat" | "random"; readonly split?: boolean }): number {
+    const session = this.#ctx.sessions.ofShard(shardId)
+    const conn = this.#connectionOf(shardId)
+    if (session === undefined || conn === undefined || !conn.writable) return -1
+    const t = options.t ?? "GUILD_CREATE"
+    const { seq } = session.append((s) => frameText(t, s, Op.Dispatch, `{"oversized_replay":true}`))
+    const head = Buffer.from(`{"t":${JSON.stringify(t)},"s":${seq},"op":0,"d":{"pad":"`)
+    const tail = Buffer.from(`"}}`)
+    conn.sendPieces(oversizedPieces(head, Math.max(0, options.bytes - head.length - tail.length), tail, options.pad ?? "repeat"), options.split ?? false)
+    this.#ctx.notify()
+    return seq
   }
 
   startTrickle(ratePerSec: number): void { this.#trickle.start(ratePerSec) }
@@ -318,6 +344,25 @@ export class FakeDiscord {
     this.#server.closeAllConnections()
     await new Promise<void>((resolve) => this.#server.close(() => resolve()))
   }
+}
+
+const PIECE = 1024 * 1024
+const LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+/** head, `padBytes` of pad in pieces of at most 1 MiB, tail. "repeat" reuses one buffer. */
+function* oversizedPieces(head: Buffer, padBytes: number, tail: Buffer, pad: "repeat" | "random"): Generator<Buffer> {
+  yield head
+  const repeated = pad === "repeat" ? Buffer.alloc(Math.min(PIECE, padBytes), "a") : undefined
+  for (let left = padBytes; left > 0; left -= PIECE) {
+    const n = Math.min(PIECE, left)
+    if (repeated !== undefined) yield repeated.subarray(0, n)
+    else {
+      const piece = Buffer.allocUnsafe(n)
+      for (let i = 0; i < n; i++) piece[i] = LETTERS.charCodeAt(Math.floor(Math.random() * LETTERS.length))
+      yield piece
+    }
+  }
+  yield tail
 }
 
 export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promise<FakeDiscord> {

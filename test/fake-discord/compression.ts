@@ -20,6 +20,12 @@ export interface Compressor {
    * spliced between our messages. Returns the flush bytes to send before the first spliced block.
    */
   readonly enterSpliceMode: (() => Buffer) | undefined
+  /**
+   * Sync engine only: compresses one payload given in pieces without holding it whole (pieces
+   * are fed without a flush, the last one with the payload's flush). `emit` gets each output
+   * chunk as it comes; `last` marks the one that ends the payload.
+   */
+  readonly compressPieces: ((pieces: Iterable<Buffer>, emit: (output: Buffer, last: boolean) => void) => void) | undefined
   /** Payloads handed to `compress` whose output has not been emitted yet. */
   readonly pending: number
   close(): void
@@ -48,13 +54,14 @@ function nativeParts(stream: object): { handle: NativeHandle; state: Uint32Array
 function syncCompressor(kind: CompressKind, stream: zlib.Deflate | zlib.ZstdCompress, handle: NativeHandle, state: Uint32Array): Compressor {
   let flush: number = kind === "zlib-stream" ? C.Z_SYNC_FLUSH : C.ZSTD_e_flush
   const out = Buffer.allocUnsafe(64 * 1024)
-  const run = (input: Buffer): Buffer => {
+  const noFlush = kind === "zlib-stream" ? C.Z_NO_FLUSH : C.ZSTD_e_continue
+  const run = (input: Buffer, flushWith = flush): Buffer => {
     const parts: Array<Buffer> = []
     let inOff = 0
     let inLen = input.length
     // Loop until the engine stops filling the whole output buffer: then the flush is complete.
     for (;;) {
-      handle.writeSync(flush, input, inOff, inLen, out, 0, out.length)
+      handle.writeSync(flushWith, input, inOff, inLen, out, 0, out.length)
       const availOut = state[0]!
       const availIn = state[1]!
       const produced = out.length - availOut
@@ -77,6 +84,17 @@ function syncCompressor(kind: CompressKind, stream: zlib.Deflate | zlib.ZstdComp
     compress(input, emit) {
       emit(run(input))
     },
+    compressPieces(pieces, emit) {
+      let previous: Buffer | undefined
+      for (const piece of pieces) {
+        if (previous !== undefined) {
+          const output = run(previous, noFlush)
+          if (output.length > 0) emit(output, false)
+        }
+        previous = piece
+      }
+      emit(run(previous ?? Buffer.alloc(0)), true)
+    },
     close() {
       stream.close()
     }
@@ -93,6 +111,7 @@ function streamCompressor(stream: zlib.Deflate | zlib.ZstdCompress): Compressor 
   stream.on("error", () => {})
   return {
     enterSpliceMode: undefined,
+    compressPieces: undefined,
     get pending() {
       return pending
     },

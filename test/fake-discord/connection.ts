@@ -47,6 +47,8 @@ export class GatewayConnection {
   zombie = false
   /** Silent: dispatches still flow but heartbeats are not ACKed. */
   silent = false
+  /** Date.now() of the last frame the client sent (a live client heartbeats at least every interval). */
+  lastFrameAt = Date.now()
   /** Set when the fake initiated the end of this connection. */
   serverClose: { readonly code: number; readonly reason: string } | undefined = undefined
 
@@ -109,6 +111,35 @@ export class GatewayConnection {
     body.deflated ??= deflateIndependent(body.tail)
     const data = Buffer.concat([enterSpliceMode(), storedBlock(head), body.deflated])
     for (const frame of splitFrames(data, this.#splitOver)) this.ws.send(frame, { binary: true })
+  }
+
+  /**
+   * Sends one payload given in pieces (e.g. a huge one, for the client's size limits) without the
+   * fake holding it whole where it can: uncompressed as one websocket message in fragments;
+   * compressed (sync engine) as one message whose fragments are the compressor's output, or with
+   * `split` as one message per output chunk (only the last ends with 00 00 ff ff: the client
+   * must buffer the others). The stream engine gathers the pieces and sends them as usual.
+   */
+  sendPieces(pieces: Iterable<Buffer>, split: boolean): void {
+    if (!this.writable) return
+    const compressor = this.#compressor
+    if (compressor === undefined) {
+      let previous: Buffer | undefined
+      for (const piece of pieces) {
+        if (previous !== undefined) this.ws.send(previous, { binary: false, fin: false })
+        previous = piece
+      }
+      this.ws.send(previous ?? Buffer.alloc(0), { binary: false, fin: true })
+      return
+    }
+    if (compressor.compressPieces === undefined || compressor.pending > 0) {
+      this.#sendCompressed(compressor, Buffer.concat(Array.from(pieces)))
+      return
+    }
+    compressor.compressPieces(pieces, (output, last) => {
+      if (this.ws.readyState !== this.ws.OPEN || this.zombie) return
+      this.ws.send(output, split ? { binary: true } : { binary: true, fin: last })
+    })
   }
 
   #sendCompressed(compressor: Compressor, input: Buffer): void {

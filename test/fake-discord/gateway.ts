@@ -133,8 +133,24 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
     ctx.notify()
   })
 
+  /**
+   * Two gateway processes running one shard: a connection authenticates for a shard while another
+   * connection of that shard is open, authenticated and still live (it sent a frame within two
+   * heartbeat intervals). An abandoned socket (its process frozen or gone) does not count.
+   */
+  function checkOverlap(conn: GatewayConnection, shardId: number, how: "identify" | "resume"): void {
+    const now = Date.now()
+    for (const other of ctx.connections) {
+      if (other === conn || other.shardId !== shardId || !other.authenticated || other.state !== "open") continue
+      if (now - other.lastFrameAt > 2 * ctx.options.heartbeatIntervalMs) continue
+      ctx.records.overlaps.push({ shardId, connectionId: conn.id, otherConnectionId: other.id, how, at: now })
+      ctx.options.log(`conn#${conn.id} shard ${shardId}: ${how} while conn#${other.id} still runs the shard (overlap)`)
+    }
+  }
+
   function onMessage(conn: GatewayConnection, data: RawData): void {
     if (conn.state !== "open") return
+    conn.lastFrameAt = Date.now()
     const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
     const now = Date.now()
     if (!conn.countPayload(now)) {
@@ -221,6 +237,7 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
     }
 
     ctx.limiter.accept(bucket, now)
+    checkOverlap(conn, shardId, "identify")
     const guildIds = Array.from({ length: options.guildsPerShard }, (_, i) => guildIdForShard(shardId, shardCount, i))
     const session = new Session(randomUUID().replaceAll("-", ""), shardId, shardCount, guildIds, ctx.resumeGatewayUrl, options.replayLimit)
     conn.authenticated = true
@@ -292,6 +309,7 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
       sendOp(conn, Op.InvalidSession, false)
       return ctx.notify()
     }
+    checkOverlap(conn, session.shardId, "resume")
     // One live connection per session: the previous one is cut (it was presumably abandoned).
     const previous = session.connection
     if (previous !== undefined && previous !== conn) {

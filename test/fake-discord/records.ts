@@ -92,7 +92,17 @@ export interface Counters {
   rateLimitCloses: number
 }
 
+/** A shard authenticated on one connection while another live connection still ran it. */
+export interface OverlapRecord {
+  readonly shardId: number
+  readonly connectionId: number
+  readonly otherConnectionId: number
+  readonly how: "identify" | "resume"
+  readonly at: number
+}
+
 export class Records {
+  readonly overlaps: Array<OverlapRecord> = []
   readonly identifies: Array<IdentifyRecord> = []
   readonly resumes: Array<ResumeRecord> = []
   readonly violations: Array<ViolationRecord> = []

@@ -7,8 +7,8 @@ import { CommandCounters } from "../../src/Commands/CommandStats.ts"
 import { type GatewaySources, observeGateway } from "../../src/Observability/GatewayMetrics.ts"
 import { GatewayCounters } from "../../src/Observability/GatewayStats.ts"
 import { renderMetrics } from "../../src/Observability/MetricsText.ts"
-import { reconnectReason } from "../../src/Observability/reconnectReason.ts"
 import { observeRuntime } from "../../src/Observability/RuntimeMetrics.ts"
+import { endingLabel, Endings } from "../../src/Shard/Ending.ts"
 import type { ShardState } from "../../src/Shard/ShardStatus.ts"
 import { parseExposition, valueOf } from "./exposition.ts"
 
@@ -48,6 +48,7 @@ describe("gateway metrics", () => {
       gateway_shard_state: "gauge",
       gateway_identifies_total: "counter",
       gateway_resumes_total: "counter",
+      gateway_shard_restarts_total: "counter",
       gateway_session_starts_remaining: "gauge",
       gateway_commands_received_total: "counter",
       gateway_commands_sent_total: "counter",
@@ -79,6 +80,7 @@ describe("gateway metrics", () => {
     stats.publishedBatch("redis", 512, 4)
     stats.publishedBatch("redis", 2, 0.5)
     stats.publishFailed("redis")
+    stats.shardRestarted(1)
     commands.received = 4
     commands.sent = 3
     commands.forwarded = 1
@@ -103,6 +105,8 @@ describe("gateway metrics", () => {
     expect(valueOf(samples, "gateway_events_published_total", { broker: "redis" })).toBe(514)
     expect(valueOf(samples, "gateway_publish_duration_seconds_count", { broker: "redis" })).toBe(2)
     expect(valueOf(samples, "gateway_publish_errors_total", { broker: "redis" })).toBe(1)
+    expect(valueOf(samples, "gateway_shard_restarts_total", { shard: "1" })).toBe(1)
+    expect(valueOf(samples, "gateway_shard_restarts_total", { shard: "0" })).toBe(0)
     expect(valueOf(samples, "gateway_commands_received_total")).toBe(4)
     expect(valueOf(samples, "gateway_commands_sent_total")).toBe(3)
     expect(valueOf(samples, "gateway_commands_forwarded_total")).toBe(1)
@@ -246,21 +250,21 @@ describe("the test's exposition parser", () => {
   })
 })
 
-describe("reconnectReason", () => {
+describe("reconnect reason labels", () => {
   it.each([
-    ["Discord asked to reconnect (op 7)", "op7"],
-    ["session invalidated, resumable (op 9)", "op9_resumable"],
-    ["session invalidated (op 9)", "op9"],
-    ["zombie connection: no heartbeat ACK within 41250 ms", "zombie"],
-    ["Discord closed the connection (4000 test: unknown error)", "close_4000"],
-    ["Discord closed the connection (4009: session timed out)", "close_4009"],
-    ["Discord closed the connection (1006: connection lost)", "dropped"],
-    ["could not connect to ws://127.0.0.1:1/?v=10: connect ECONNREFUSED 127.0.0.1:1", "connect_error"],
-    ["no HELLO within 30s", "hello_timeout"],
-    ["corrupt compressed data: invalid block type", "decode_error"],
-    ["Discord sent a payload that is not JSON", "bad_payload"],
-    ["something new", "other"]
-  ])("%s -> %s", (reason, label) => {
-    expect(reconnectReason({ reason })).toBe(label)
+    [Endings.reconnectRequested, "op7"],
+    [Endings.invalidSession(true), "op9_resumable"],
+    [Endings.invalidSession(false), "op9"],
+    [Endings.zombie(41_250), "zombie"],
+    [Endings.closed(4000, "test"), "close_4000"],
+    [Endings.closed(4009, ""), "close_4009"],
+    [Endings.closed(1006, ""), "dropped"],
+    [Endings.connectFailed("ws://127.0.0.1:1/", "connect ECONNREFUSED 127.0.0.1:1"), "connect_error"],
+    [Endings.helloTimeout(30_000), "hello_timeout"],
+    [Endings.undecodable("compression", "corrupt compressed data: invalid block type"), "decode_error"],
+    [Endings.undecodable("payload", "Discord sent a payload that is not JSON"), "bad_payload"],
+    [Endings.badReady, "bad_payload"]
+  ])("%o -> %s", (ending, label) => {
+    expect(endingLabel(ending)).toBe(label)
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { makeEnvelopeReader, scanEnvelope } from "../../src/Discord/PayloadScanner.ts"
+import { isSequence, makeEnvelopeReader, scanEnvelope, sequenceProblem } from "../../src/Discord/PayloadScanner.ts"
 
 const dOf = (text: string) => {
   const env = scanEnvelope(text)
@@ -76,5 +76,51 @@ describe("the quick read (d last)", () => {
     const first = fresh(tricky)!
     expect(early).toBe(1)
     expect(tricky.slice(first.dStart, first.dEnd)).toBe(`{"a":1}`)
+  })
+})
+
+describe("the sequence number s", () => {
+  const dispatch = (s: string) => `{"t":"MESSAGE_CREATE","s":${s},"op":0,"d":{"id":"1"}}`
+
+  it("takes whole numbers from 0 to 2^53-1", () => {
+    for (const [raw, value] of [["1", 1], ["0", 0], ["9007199254740991", Number.MAX_SAFE_INTEGER], ["12e3", 12_000]] as const) {
+      for (const verifyTail of [true, false]) {
+        expect(scanEnvelope(dispatch(raw), verifyTail)).toMatchObject({ s: value, undecodable: undefined })
+      }
+    }
+    expect(scanEnvelope(`{"t":null,"s":null,"op":11}`)).toMatchObject({ s: null, undecodable: undefined })
+  })
+
+  it("reports a fractional, huge, negative or non-numeric s as undecodable, with s null", () => {
+    for (const raw of ["1e300", "9007199254740992", "1.5", "-1", `"5"`, "true", "[1]", "{}"]) {
+      for (const verifyTail of [true, false]) {
+        const env = scanEnvelope(dispatch(raw), verifyTail)
+        expect(env, raw).toBeDefined()
+        expect(env!.s, raw).toBeNull()
+        expect(env!.undecodable, raw).toMatch(/^s is not a sequence number \(a whole number from 0 to 2\^53-1\): got /)
+        // The rest is still read (for the log line): op, t and d.
+        expect(env).toMatchObject({ op: 0, t: "MESSAGE_CREATE" })
+      }
+    }
+    expect(scanEnvelope(dispatch("1e300"))!.undecodable).toBe("s is not a sequence number (a whole number from 0 to 2^53-1): got 1e+300")
+    expect(scanEnvelope(dispatch(`"5"`))!.undecodable).toBe(`s is not a sequence number (a whole number from 0 to 2^53-1): got "5"`)
+  })
+
+  it("judges a parsed s the same way (for payloads the scanner declines)", () => {
+    for (const raw of ["1", "0", "9007199254740991", "null", "1e300", "1.5", "-1", `"5"`]) {
+      const parsed = JSON.parse(dispatch(raw)) as { s: unknown }
+      const scanned = scanEnvelope(dispatch(raw))!
+      expect(sequenceProblem(parsed.s), raw).toBe(scanned.undecodable)
+      expect(isSequence(parsed.s), raw).toBe(scanned.s !== null)
+    }
+  })
+
+  it("a reader that samples passes the verdict on, quick path or not", () => {
+    const read = makeEnvelopeReader(() => {
+      throw new Error("no mismatch expected")
+    })
+    for (let n = 0; n < 1_100; n++) read(dispatch(String(n + 1)))
+    expect(read(dispatch("1e300"))!.undecodable).toMatch(/got 1e\+300/)
+    expect(read(dispatch("1101"))).toMatchObject({ s: 1101, undecodable: undefined })
   })
 })

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest"
 import { closeAction, CLOSE_CODES } from "../../src/Discord/CloseCodes.ts"
 import { SendWindow } from "../../src/RateLimiter/SendWindow.ts"
 import { SessionCursor } from "../../src/Shard/SessionCursor.ts"
-import { reconnectDelay } from "../../src/Shard/Reconnect.ts"
+import { backoffDelayMs, Backoffs } from "../../src/Resilience/Backoff.ts"
+import { failuresAfter, HEALTHY_AFTER_MS } from "../../src/Shard/Reconnect.ts"
 
 describe("close codes", () => {
   it("resumes where the session survives, identifies where it does not, stops where retrying cannot help", () => {
@@ -19,12 +20,19 @@ describe("close codes", () => {
 
 describe("reconnect backoff", () => {
   it("is immediate after a healthy session, then doubles with jitter up to a cap", () => {
-    expect(reconnectDelay(0, 0.5)).toBe(0)
-    expect(reconnectDelay(1, 0)).toBe(500)
-    expect(reconnectDelay(1, 1)).toBe(1000)
-    expect(reconnectDelay(3, 0)).toBe(2000)
-    expect(reconnectDelay(30, 1)).toBe(60_000)
-    expect(reconnectDelay(30, 0)).toBe(30_000)
+    const delay = (failures: number, random: number) => backoffDelayMs(Backoffs.reconnect, failures, random)
+    expect(delay(0, 0.5)).toBe(0)
+    expect(delay(1, 0)).toBe(500)
+    expect(delay(1, 1)).toBe(1000)
+    expect(delay(3, 0)).toBe(2000)
+    expect(delay(30, 1)).toBe(60_000)
+    expect(delay(30, 0)).toBe(30_000)
+  })
+
+  it("starts over after a healthy session, stays short after an established one, grows otherwise", () => {
+    expect(failuresAfter(7, { lastedMs: HEALTHY_AFTER_MS, established: false })).toBe(0)
+    expect(failuresAfter(7, { lastedMs: 1_000, established: true })).toBe(1)
+    expect(failuresAfter(7, { lastedMs: 1_000, established: false })).toBe(8)
   })
 })
 
