@@ -1,8 +1,13 @@
 #!/usr/bin/env node
-// Entry point: load the configuration, compose the layers for it, run, and map the outcome to an
-// exit code (0 stopped cleanly, 1 fatal Discord or broker error, 2 invalid configuration).
+// Entry point: load the configuration, compose the layers for it and run under NodeRuntime.runMain.
+// SIGTERM/SIGINT interrupt the main fiber; the interruption's handler is the graceful shutdown
+// (runGateway delivers, checkpoints and closes), and runMain's teardown maps the end to the exit
+// code: 0 stopped, 1 fatal Discord or broker error, 2 invalid configuration (Process/ExitCode.ts).
+// The Node version check comes first: ESM evaluates this import before every other module.
 import "./preflight.ts"
-import { Cause, Deferred, Effect, Exit, Layer } from "effect"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeStdio from "@effect/platform-node/NodeStdio"
+import { Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { AppConfig } from "./Config/AppConfig.ts"
 import type { GatewayConfig } from "./Config/GatewayConfig.ts"
 import { loadConfig } from "./Config/load.ts"
@@ -16,6 +21,9 @@ import { GatewayStatsLive } from "./Observability/GatewayStats.ts"
 import { HttpServerLive } from "./Observability/HttpServer.ts"
 import { ReadinessLive } from "./Observability/Readiness.ts"
 import { Supervision } from "./Resilience/Supervisor.ts"
+import { logStartup } from "./Observability/StartupLog.ts"
+import { guardSignals } from "./Process/Signals.ts"
+import { teardown } from "./Process/ExitCode.ts"
 import { IdentifyLimiterLive, MemoryRateLimiterLive, RedisRateLimiterLive } from "./RateLimiter/IdentifyLimiter.ts"
 import { RedisClient, type RedisClientError } from "./Redis/RedisClient.ts"
 import { SessionBudgetLive } from "./Shard/SessionBudget.ts"
@@ -34,7 +42,7 @@ const redisRequired = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E |
   layer.pipe(Layer.provide(RedisClient.layer))
 
 const appLayer = (config: GatewayConfig) => {
-  const base = AppConfig.layer(config)
+  const base = Layer.merge(AppConfig.layer(config), NodeStdio.layer)
   const rest = DiscordRest.layer.pipe(Layer.provideMerge(base))
   const plan = ShardPlan.layer.pipe(Layer.provideMerge(rest))
   const store = CheckpointerLive.pipe(Layer.provideMerge(shardStoreLayer(config)))
@@ -55,54 +63,35 @@ const appLayer = (config: GatewayConfig) => {
   return http.pipe(Layer.provideMerge(app), Layer.provideMerge(GatewayStatsLive), Layer.provideMerge(ReadinessLive), Layer.provideMerge(Supervision.layer))
 }
 
-const fail = (line: string, code: number): never => {
-  process.stderr.write(`spectacles-gateway: ${line}\n`)
-  process.exit(code)
-}
+/**
+ * The gateway until a fatal error, or until interrupted: then the interruption's handler asks it
+ * to stop (naming the signal) and waits for its graceful shutdown, which the layers outlive.
+ */
+const daemon = (config: GatewayConfig) =>
+  Effect.gen(function*() {
+    const started = yield* Deferred.make<void>()
+    const stop = yield* Deferred.make<string>()
+    // Installed before the layers are built: a signal while they start (REST retries) exits at once.
+    const signals = yield* guardSignals({ started, shutdownTimeoutMs: config.shutdownTimeoutMs })
+    yield* logStartup(config)
+    const run = Effect.gen(function*() {
+      const gateway = yield* Effect.forkChild(Effect.scoped(runGateway(stop, started)))
+      return yield* Fiber.join(gateway).pipe(
+        Effect.onInterrupt(() =>
+          Deferred.succeed(stop, signals.first() ?? "interrupted").pipe(
+            Effect.andThen(Fiber.await(gateway)),
+            // A failure while shutting down still exits 1 with its message.
+            Effect.flatMap((exit) => Exit.isFailure(exit) ? Effect.failCause(exit.cause) : Effect.void)
+          )
+        )
+      )
+    })
+    return yield* Effect.provide(run, appLayer(config))
+  }).pipe(Effect.scoped, Effect.provide(loggingLayer(config.logLevel)))
 
-const main = async () => {
-  const loaded = await Effect.runPromiseExit(
-    loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() }).pipe(
-      Effect.provide(loggingLayer("warn"))
-    )
-  )
-  if (Exit.isFailure(loaded)) {
-    const error = Cause.findErrorOption(loaded.cause)
-    if (error._tag === "Some" && error.value._tag === "HelpRequested") {
-      process.stdout.write(error.value.usage)
-      process.exit(0)
-    }
-    return fail(error._tag === "Some" ? error.value.message : Cause.pretty(loaded.cause), 2)
-  }
-  const config = loaded.value
-  const stop = Deferred.makeUnsafe<string>()
-  const started = Deferred.makeUnsafe<void>()
-  let signals = 0
-  const onSignal = (name: string) => {
-    // Still starting (e.g. retrying /gateway/bot): nothing was read, so nothing to deliver.
-    if (!Deferred.isDoneUnsafe(started)) {
-      process.stderr.write(`spectacles-gateway: ${name} before the shards started; exiting\n`)
-      process.exit(0)
-    }
-    signals++
-    if (signals > 1) fail(`second ${name}: exiting without a graceful shutdown`, 1)
-    Deferred.doneUnsafe(stop, Effect.succeed(name))
-    // The backstop: whatever happens, the process is gone shortly after the configured budget.
-    setTimeout(() => fail(`shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting`, 1), config.shutdownTimeoutMs + 2_000).unref()
-  }
-  process.on("SIGTERM", () => onSignal("SIGTERM"))
-  process.on("SIGINT", () => onSignal("SIGINT"))
+const main = loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() }).pipe(
+  Effect.provide(loggingLayer("warn")),
+  Effect.flatMap(daemon)
+)
 
-  const exit = await Effect.runPromiseExit(
-    runGateway(stop, started).pipe(
-      Effect.scoped,
-      Effect.provide(appLayer(config)),
-      Effect.provide(loggingLayer(config.logLevel))
-    )
-  )
-  if (Exit.isSuccess(exit)) process.exit(0)
-  const error = Cause.findErrorOption(exit.cause)
-  fail(error._tag === "Some" ? `fatal: ${error.value.message}` : `crashed: ${Cause.pretty(exit.cause)}`, 1)
-}
-
-void main()
+NodeRuntime.runMain(main, { disableErrorReporting: true, teardown })

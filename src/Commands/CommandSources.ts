@@ -36,7 +36,7 @@ export const CommandSourcesLive: Layer.Layer<CommandSources, never, CommandRoute
   CommandSources,
   Effect.gen(function*() {
     const broker = yield* BrokerCommandSource
-    const stdin = yield* makeStdinSource(process.stdin)
+    const stdin = yield* makeStdinSource()
     return yield* makeCommandSources(broker.source === undefined ? [stdin] : [stdin, broker.source])
   })
 )

@@ -2,6 +2,7 @@
 // whatever the broker. The end of input (</dev/null, a container without a terminal, the writer
 // going away) only ends this source: the gateway keeps running.
 import { Effect, Stream } from "effect"
+import { currentStdio } from "../Process/Stdio.ts"
 import type { CommandSource } from "./CommandSource.ts"
 import { errorText } from "../Resilience/OutageLog.ts"
 import { CommandRouter } from "./Router.ts"
@@ -9,9 +10,11 @@ import { CommandFramer, type Frame } from "./StdinFramer.ts"
 
 const SOURCE = "stdin"
 
-export const makeStdinSource = (input: NodeJS.ReadableStream) =>
+/** Reads the Stdio in context (a test's own, or NodeStdio from main), else Node's. */
+export const makeStdinSource = () =>
   Effect.gen(function*() {
     const router = yield* CommandRouter
+    const stdio = yield* currentStdio
 
     const handle = (frames: ReadonlyArray<Frame>) =>
       Effect.forEach(frames, (frame) =>
@@ -22,8 +25,9 @@ export const makeStdinSource = (input: NodeJS.ReadableStream) =>
     const run = Effect.gen(function*() {
       const framer = new CommandFramer()
       // Pull-based: while a shard's backlog is full the next chunk is not read, and the writer waits.
-      const outcome = yield* Stream.fromAsyncIterable(input as AsyncIterable<Uint8Array | string>, errorText).pipe(
-        Stream.runForEach((chunk) => handle(framer.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk))),
+      const outcome = yield* stdio.stdin.pipe(
+        Stream.mapError(errorText),
+        Stream.runForEach((chunk) => handle(framer.push(chunk))),
         Effect.result
       )
       yield* handle(framer.end())

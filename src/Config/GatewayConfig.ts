@@ -48,4 +48,6 @@ export interface GatewayConfig {
   readonly logLevel: LogLevel
   /** Hard caps on memory taken by what Discord sends ([limits]). */
   readonly limits: Limits
+  /** Absolute path of the TOML file read; undefined when none was (environment only). */
+  readonly configFile?: string | undefined
 }

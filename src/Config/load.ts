@@ -26,5 +26,5 @@ export const loadConfig = (input: LoadInput): Effect.Effect<GatewayConfig, Confi
     const validated = validate({ file: file.data, env: input.env, args, cwd: input.cwd })
     if (Result.isFailure(validated)) return yield* Effect.fail(validated.failure)
     for (const warning of validated.success.warnings) yield* Effect.logWarning(warning)
-    return validated.success.config
+    return { ...validated.success.config, configFile: file.path }
   })

@@ -1,9 +1,14 @@
 // The operator's HTTP port (prometheus.address): metrics for Prometheus, /healthz for "the process
-// lives" and /readyz for "every owned shard is READY and the broker is reachable". Plain node:http:
-// three fixed routes do not need a router, and a scrape renders synchronously from plain counters.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+// lives" and /readyz for "every owned shard is READY and the broker is reachable". Served by
+// Effect's HTTP server (HttpRouter over @effect/platform-node's NodeHttpServer); what each route
+// answers is the pure `route` below, so it is tested without a socket.
+import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Data, Effect, Layer, Option } from "effect"
+import * as HttpRouter from "effect/http/HttpRouter"
+import type { HttpServerRequest } from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { Broker } from "../Broker/Broker.ts"
 import { Outbox } from "../Broker/Outbox.ts"
 import { CommandStats } from "../Commands/CommandStats.ts"
@@ -12,7 +17,9 @@ import { ShardPlan } from "../Shard/ShardPlan.ts"
 import { ShardStatus } from "../Shard/ShardStatus.ts"
 import { GatewayStats } from "./GatewayStats.ts"
 import { Readiness } from "./Readiness.ts"
+import { observeGatewayScoped } from "./GatewayMetrics.ts"
 import { renderMetrics } from "./MetricsText.ts"
+import { observeRuntimeScoped } from "./RuntimeMetrics.ts"
 
 export class MetricsServerError extends Data.TaggedError("MetricsServerError")<{
   readonly address: string
@@ -89,8 +96,9 @@ export const parseListenAddress = (address: string): { readonly host: string | u
   return { host: host === "" ? undefined : host, port: Number(address.slice(colon + 1)) }
 }
 
-const reasonFor = (error: NodeJS.ErrnoException): string => {
-  switch (error.code) {
+const reasonFor = (error: unknown): string => {
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined
+  switch (code) {
     case "EADDRINUSE":
       return "the port is already in use by another process"
     case "EACCES":
@@ -100,7 +108,7 @@ const reasonFor = (error: NodeJS.ErrnoException): string => {
     case "ENOTFOUND":
       return "the host name does not resolve"
     default:
-      return error.message
+      return error instanceof Error ? error.message : String(error)
   }
 }
 
@@ -109,41 +117,44 @@ const formatBound = (server: Server): string => {
   return bound.family === "IPv6" ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`
 }
 
+const respond = (reply: Reply) =>
+  HttpServerResponse.text(reply.body, {
+    status: reply.status,
+    contentType: reply.contentType,
+    ...(reply.headers === undefined ? {} : { headers: reply.headers })
+  })
+
+/** The routes as HttpRouter layers: each known path answers through `route`, anything else 404. */
+export const routes = (endpoint: string, probes: Probes) => {
+  const handler = (request: HttpServerRequest) =>
+    Effect.sync(() => {
+      try {
+        return respond(route(request.method, request.url, endpoint, probes))
+      } catch (error) {
+        return respond(text(500, `failed: ${error instanceof Error ? error.message : String(error)}`))
+      }
+    })
+  const paths = [...new Set([endpoint, "/healthz", "/readyz"])]
+  return Layer.mergeAll(
+    HttpRouter.add("*", "*", handler),
+    ...paths.map((path) => HttpRouter.add("*", path as HttpRouter.PathInput, handler))
+  )
+}
+
 /** Listens until the scope closes; fails at once when the address cannot be bound. */
 export const serveHttp = (address: string, endpoint: string, probes: Probes) =>
-  Effect.acquireRelease(
-    Effect.callback<Server, MetricsServerError>((resume) => {
-      const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-        let reply: Reply
-        try {
-          reply = route(req.method ?? "GET", req.url ?? "/", endpoint, probes)
-        } catch (error) {
-          reply = text(500, `failed: ${error instanceof Error ? error.message : String(error)}`)
-        }
-        res.writeHead(reply.status, { "content-type": reply.contentType, ...reply.headers })
-        res.end(req.method === "HEAD" ? undefined : reply.body)
-      })
-      const { host, port } = parseListenAddress(address)
-      const onListenError = (error: NodeJS.ErrnoException) =>
-        resume(Effect.fail(new MetricsServerError({ address, reason: reasonFor(error) })))
-      server.once("error", onListenError)
-      server.listen({ host, port }, () => {
-        server.off("error", onListenError)
-        // Once listening, a failed request socket must not take the daemon down.
-        server.on("error", () => {})
-        server.on("clientError", (_error, socket) => socket.destroy())
-        resume(Effect.succeed(server))
-      })
-      return Effect.sync(() => void server.close())
-    }),
-    (server) =>
-      Effect.callback<void>((resume) => {
-        server.close(() => resume(Effect.void))
-        // Keep-alive scrapers would otherwise hold the close open.
-        server.closeAllConnections()
-      })
-  ).pipe(Effect.map((server) => ({ server, bound: formatBound(server) })))
-
+  Effect.gen(function*() {
+    const { host, port } = parseListenAddress(address)
+    const server = createServer()
+    const http = yield* NodeHttpServer.make(() => server, { host, port }).pipe(
+      Effect.mapError((error) => new MetricsServerError({ address, reason: reasonFor(error.cause) }))
+    )
+    // Runs before the server's own close (finalizers run last-in first-out): keep-alive scrapers
+    // would otherwise hold the close open.
+    yield* Effect.addFinalizer(() => Effect.sync(() => server.closeAllConnections()))
+    yield* http.serve(yield* HttpRouter.toHttpEffect(routes(endpoint, probes)))
+    return { server, bound: formatBound(server) }
+  })
 /** The metrics and health server, reading every service it reports on. */
 export const HttpServerLive = Layer.effectDiscard(
   Effect.gen(function*() {
@@ -158,16 +169,18 @@ export const HttpServerLive = Layer.effectDiscard(
     const plan = yield* ShardPlan
     const commands = Option.getOrUndefined(yield* Effect.serviceOption(CommandStats))
     const readiness = yield* Readiness
+    const gateway = yield* observeGatewayScoped({
+      stats,
+      shards: () => status.snapshot(),
+      outbox: { size: () => outbox.size(), capacity: outbox.capacity },
+      broker: { name: broker.name, connected: () => broker.connected() },
+      commands,
+      sessionBudget: () => stats.sessionBudget() ?? plan.sessionStartLimit.remaining
+    })
+    const runtime = yield* observeRuntimeScoped
+    const context = yield* Effect.context<never>()
     const probes: Probes = {
-      metrics: () =>
-        renderMetrics({
-          stats,
-          shards: status.snapshot(),
-          outbox: { size: outbox.size(), capacity: outbox.capacity },
-          broker: { name: broker.name, connected: broker.connected() },
-          commands,
-          sessionBudget: stats.sessionBudget() ?? plan.sessionStartLimit.remaining
-        }),
+      metrics: () => renderMetrics(context, [gateway.collect, runtime.collect]),
       shards: () => ({ allReady: status.allReady(), ready: status.readyCount(), total: status.snapshot().size }),
       brokerConnected: () => broker.connected(),
       stopping: () => status.stopping(),

@@ -4,6 +4,46 @@ import { ShardPlan } from "./ShardPlan.ts"
 
 export type ShardState = "connecting" | "identifying" | "resuming" | "ready" | "reconnecting"
 
+/**
+ * Time left until every shard is READY, from what the shards not yet ready are doing. Identifies
+ * are paced by Discord: one per 5 s in each bucket (shard id % max_concurrency), so the wait is
+ * the fullest bucket's count of rounds. Resumes are not paced: they take a round trip (counted as
+ * none). A shard still connecting is counted as an identify: it may yet resume, which only
+ * makes it sooner.
+ */
+export const startupEstimate = (
+  pending: Iterable<readonly [shard: number, state: ShardState]>,
+  maxConcurrency: number
+): { readonly seconds: number; readonly identifying: number; readonly resuming: number } => {
+  const buckets = new Map<number, number>()
+  let identifying = 0
+  let resuming = 0
+  for (const [shard, state] of pending) {
+    if (state === "ready") continue
+    if (state === "resuming") {
+      resuming++
+      continue
+    }
+    identifying++
+    const bucket = shard % Math.max(1, maxConcurrency)
+    buckets.set(bucket, (buckets.get(bucket) ?? 0) + 1)
+  }
+  const rounds = Math.max(0, ...buckets.values())
+  return { seconds: rounds * IDENTIFY_WINDOW_SECONDS, identifying, resuming }
+}
+
+const IDENTIFY_WINDOW_SECONDS = 5
+
+/** The progress line's tail after "shards ready n/total". */
+export const progressTail = (estimate: ReturnType<typeof startupEstimate>): string => {
+  const parts: Array<string> = []
+  if (estimate.identifying > 0) parts.push(`${estimate.identifying} to identify`)
+  if (estimate.resuming > 0) parts.push(`${estimate.resuming} resuming`)
+  return estimate.identifying > 0
+    ? `, about ${estimate.seconds}s left (${parts.join(", ")})`
+    : `, ${parts.join(", ")} (not paced by identify)`
+}
+
 export class ShardStatus extends Context.Service<ShardStatus, {
   readonly set: (shard: number, state: ShardState) => Effect.Effect<void>
   readonly snapshot: () => ReadonlyMap<number, ShardState>
@@ -35,14 +75,14 @@ export const ShardStatusLive = Layer.effect(
           ready++
           if (everReady.has(shard)) return
           everReady.add(shard)
-          // Startup progress: the rest identify max_concurrency at a time, one round per 5 s.
+          // Startup progress: what the shards never ready yet still have to do.
           const total = plan.shardIds.length
           const elapsed = ((yield* Clock.currentTimeMillis) - startedAt) / 1000
-          const left = total - everReady.size
-          const eta = left === 0
+          const pending = [...states].filter(([id]) => !everReady.has(id))
+          const tail = pending.length === 0
             ? ` in ${elapsed.toFixed(1)}s`
-            : `, about ${Math.ceil(left / plan.maxConcurrency) * 5}s left`
-          yield* Effect.logInfo(`shards ready ${everReady.size}/${total}${eta}`)
+            : progressTail(startupEstimate(pending, plan.maxConcurrency))
+          yield* Effect.logInfo(`shards ready ${everReady.size}/${total}${tail}`)
         }),
       snapshot: () => states,
       readyCount: () => ready,

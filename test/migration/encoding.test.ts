@@ -3,8 +3,7 @@ import { decode, decodeMulti } from "@msgpack/msgpack"
 import { describe, expect, it } from "vitest"
 import { encodeData, encodeDataGo, encodeEvent, encodeEventGo } from "../../src/Broker/Encoding.ts"
 import { makeStdoutBroker } from "../../src/Broker/StdoutBroker.ts"
-import { Effect } from "effect"
-import { PassThrough } from "node:stream"
+import { Effect, Sink, Stdio } from "effect"
 import { fakeEvent } from "../brokers/support.ts"
 import { goRaw, goStdoutEvent } from "./goWire.ts"
 
@@ -51,10 +50,9 @@ describe("msgpack-json: the Go gateway's bytes", () => {
   })
 
   it("the stdout broker writes a stream of Go-framed events", async () => {
-    const out = new PassThrough()
     const chunks: Array<Buffer> = []
-    out.on("data", (chunk: Buffer) => chunks.push(chunk))
-    const broker = makeStdoutBroker(out, "msgpack-json")
+    const stdout = Stdio.layerTest({ stdout: () => Sink.forEach((chunk: string | Uint8Array) => Effect.sync(() => void chunks.push(Buffer.from(chunk)))) })
+    const broker = makeStdoutBroker(Effect.runSync(Effect.provide(Effect.service(Stdio.Stdio), stdout)), "msgpack-json")
     const batch = [fakeEvent("MESSAGE_CREATE", 0, 1, { a: 1 }), fakeEvent("GUILD_CREATE", 1, 2, { b: "ü" })]
     await Effect.runPromise(broker.publish(batch))
     const written = Buffer.concat(chunks)

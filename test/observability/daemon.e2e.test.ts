@@ -183,6 +183,40 @@ describe.skipIf(!redisServerInstalled)("/readyz", () => {
   })
 })
 
+describe("/metrics of the running daemon", () => {
+  it("shows the process and runtime families, gateway_build_info and the gateway's own", { timeout: 60_000 }, async () => {
+    const fake = await startFakeDiscord({ token: TOKEN, shardCount: 1 })
+    try {
+      const g = procs.track(spawnGateway({ env: { ...daemonEnv(fake, {}), LOG_LEVEL: "info" } }))
+      const base = await metricsBase(g)
+      await fake.waitFor(() => fake.readyShards().length === 1, 20_000, "ready")
+      const { samples, text } = await eventually(async () => {
+        const scraped = await scrape(base)
+        return valueOf(scraped.samples, "gateway_shard_state", { shard: "0", state: "ready" }) === 1 ? scraped : false
+      }, 10_000, "shard 0 ready in /metrics")
+      const names = new Set(samples.map((s) => s.name))
+      for (
+        const name of [
+          "process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds",
+          "nodejs_heap_size_used_bytes", "nodejs_heap_size_total_bytes", "nodejs_eventloop_lag_seconds",
+          "nodejs_eventloop_lag_p99_seconds", "nodejs_gc_duration_seconds_count", "gateway_build_info",
+          "gateway_identifies_total", "gateway_outbox_events"
+        ]
+      ) expect(names.has(name), `${name} in\n${text}`).toBe(true)
+      const build = samples.find((s) => s.name === "gateway_build_info")!
+      expect(build.labels).toEqual({ version: "0.1.0", node: process.version })
+      expect(valueOf(samples, "process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024)
+      expect(valueOf(samples, "gateway_identifies_total", { shard: "0" })).toBe(1)
+      // The startup log names where the settings came from and the intents IDENTIFY asks for.
+      expect(g.stderr()).toMatch(/configuration: environment only/)
+      expect(g.stderr()).toMatch(/intents: GUILDS, GUILD_MODERATION/)
+      expect((await g.kill("SIGTERM")).code).toBe(0)
+    } finally {
+      await fake.close()
+    }
+  })
+})
+
 describe("prometheus.address", () => {
   it("a port already in use stops the start with exit 1, naming the address", async () => {
     const port = await freePort()

@@ -1,5 +1,7 @@
-// The metrics and health endpoints, on a real socket: routes, readiness reasons, a taken port
-// named in the error, and the port released when the scope closes.
+// The metrics and health endpoints, on a real socket (Effect's HTTP server): routes, readiness
+// and health reasons, a taken port named in the error, and the port released when the scope
+// closes even while a scraper keeps its connection alive.
+import { Agent, request } from "node:http"
 import { createServer } from "node:net"
 import type { AddressInfo } from "node:net"
 import { Effect, Exit, Scope } from "effect"
@@ -28,6 +30,13 @@ describe("route", () => {
     expect(route("GET", "/readyz", "/metrics", probes({ ready: 3, total: 4, broker: true }))).toMatchObject({ status: 503, body: "shards ready 3/4\n" })
     expect(route("GET", "/readyz", "/metrics", probes({ ready: 4, total: 4, broker: false }))).toMatchObject({ status: 503, body: "broker disconnected\n" })
     expect(route("GET", "/readyz", "/metrics", probes({ ready: 0, total: 2, broker: false })).body).toBe("shards ready 0/2; broker disconnected\n")
+  })
+  it("/healthz fails with every part broken for good; /readyz lists every reported problem", () => {
+    const broken = { ...up, broken: () => ["publisher: cannot be restarted", "checkpointer: died"] }
+    expect(route("GET", "/healthz", "/metrics", broken)).toMatchObject({ status: 503, body: "publisher: cannot be restarted; checkpointer: died\n" })
+    const problems = { ...probes({ ready: 1, total: 2, broker: true }), problems: () => ["shard store: cannot write /data: EACCES"] }
+    expect(route("GET", "/readyz", "/metrics", problems)).toMatchObject({ status: 503, body: "shards ready 1/2; shard store: cannot write /data: EACCES\n" })
+    expect(route("GET", "/healthz", "/metrics", problems).status).toBe(200)
   })
   it("/readyz turns 503 as soon as a graceful shutdown begins, while /healthz stays ok", () => {
     const stopping = { ...up, stopping: () => true }
@@ -72,9 +81,36 @@ describe("serveHttp", () => {
     expect((await fetch(`${base}/readyz`)).status).toBe(200)
     const head = await fetch(`${base}/metrics`, { method: "HEAD" })
     expect([head.status, await head.text()]).toEqual([200, ""])
-    expect((await fetch(`${base}/nope`)).status).toBe(404)
+    const post = await fetch(`${base}/readyz`, { method: "POST" })
+    expect([post.status, post.headers.get("allow")]).toEqual([405, "GET, HEAD"])
+    const missing = await fetch(`${base}/nope`)
+    expect([missing.status, await missing.text()]).toEqual([404, "not found\n"])
+    // A scraper that keeps its connection open must not hold the shutdown.
+    const agent = new Agent({ keepAlive: true })
+    const kept = await new Promise<number>((resolve, reject) => {
+      const req = request(`${base}/metrics`, { agent }, (res) => {
+        res.resume()
+        res.on("end", () => resolve(res.statusCode ?? 0))
+      })
+      req.on("error", reject)
+      req.end()
+    })
+    expect(kept).toBe(200)
     await Effect.runPromise(Scope.close(scope, Exit.void))
+    agent.destroy()
     await expect(fetch(`${base}/healthz`)).rejects.toThrow()
+  })
+
+  it("serves a custom endpoint, and /metrics is then unknown", async () => {
+    const scope = Effect.runSync(Scope.make())
+    const { bound } = await Effect.runPromise(Scope.provide(scope)(serveHttp("127.0.0.1:0", "/custom/metrics", probes({ ready: 1, total: 1, broker: true }))))
+    try {
+      expect((await fetch(`http://${bound}/custom/metrics?format=text`)).status).toBe(200)
+      expect((await fetch(`http://${bound}/metrics`)).status).toBe(404)
+      expect((await fetch(`http://${bound}/readyz`)).status).toBe(200)
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
   })
 
   it("fails with the address named when the port is taken", async () => {
