@@ -1,15 +1,12 @@
 // Broker outages in the middle of a load: events wait in the bounded buffer, the shards stop
 // reading when it is full, and everything is delivered in order per shard once the broker is back.
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { spawn } from "node:child_process"
 import * as amqp from "amqplib"
 import { Redis } from "ioredis"
 import { afterEach, describe, expect, it } from "vitest"
 import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
-import { freePort, startTcpProxy, waitFor } from "../brokers/support.ts"
+import { freePort, startTcpProxy } from "../brokers/support.ts"
 import { reaper, spawnGateway } from "../support/gateway.ts"
+import { startOwnRedis } from "../support/redisServer.ts"
 import { AMQP_URL, amqpAvailable, redisAvailable } from "../support/services.ts"
 
 const procs = reaper()
@@ -53,27 +50,8 @@ const checkDelivery = (entries: Array<{ marker: string; shard: number; seq: numb
 
 describe.skipIf(!redisAvailable)("Redis restarted mid-load", () => {
   it("loses nothing, keeps order per shard, and holds at most the configured buffer", async () => {
-    const port = await freePort()
-    const dir = mkdtempSync(join(tmpdir(), "redis-outage-"))
-    // Durable on every write, so what Redis acknowledged before the kill survives the restart.
-    const startRedis = async () => {
-      const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", ""], { stdio: "ignore" })
-      await waitFor("redis", async () => {
-        const r = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-        r.on("error", () => {})
-        try {
-          await r.connect()
-          return (await r.ping()) === "PONG"
-        } catch {
-          return false
-        } finally {
-          r.disconnect()
-        }
-      })
-      return child
-    }
-    let redisProcess = await startRedis()
-    cleanups.push(async () => void redisProcess.kill("SIGKILL"))
+    const redis = await startOwnRedis()
+    cleanups.push(redis.kill)
     const fake = await startFakeDiscord({ token: "outage-token", shardCount: SHARDS, maxConcurrency: SHARDS })
     cleanups.push(() => fake.close())
     const metricsPort = await freePort()
@@ -84,7 +62,7 @@ describe.skipIf(!redisAvailable)("Redis restarted mid-load", () => {
         DISCORD_API_PROTOCOL: "http",
         DISCORD_API_HOST: fake.host,
         BROKER_TYPE: "redis",
-        REDIS_URL: `redis://127.0.0.1:${port}`,
+        REDIS_URL: redis.url,
         BROKER_BUFFER_SIZE: String(BUFFER),
         PROMETHEUS_ADDRESS: `127.0.0.1:${metricsPort}`
       }
@@ -101,12 +79,11 @@ describe.skipIf(!redisAvailable)("Redis restarted mid-load", () => {
       }
     })()
     await load(fake, async () => {
-      redisProcess.kill("SIGKILL")
-      await new Promise((r) => redisProcess.once("exit", r))
+      await redis.kill()
       await new Promise((r) => setTimeout(r, 1_500))
-      redisProcess = await startRedis()
+      await redis.start()
     })
-    const reader = new Redis({ port })
+    const reader = new Redis({ port: redis.port })
     cleanups.push(async () => void reader.disconnect())
     let entries: Array<{ marker: string; shard: number; seq: number }> = []
     const deadline = Date.now() + 30_000

@@ -50,5 +50,8 @@ describe("resume (smoke)", () => {
     await gateway.waitForLines(() => sent.every((m) => markersSeen(gateway).includes(m)), 15_000)
     expect(markersSeen(gateway)).toEqual(sent)
     expect(fake.identifies.length).toBe(1)
+    // Both upgrades said who we are, as REST does (some Discord-compatible servers refuse without).
+    expect(fake.upgrades.length).toBe(2)
+    for (const upgrade of fake.upgrades) expect(upgrade.userAgent).toMatch(/^SpectaclesGateway \(/)
   })
 })

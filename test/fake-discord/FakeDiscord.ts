@@ -17,7 +17,7 @@ import { resolveOptions } from "./options.ts"
 import type { FakeContext, FakeDiscordOptions, RestFailure } from "./options.ts"
 import { frameText, Op, opText } from "./protocol.ts"
 import { Records } from "./records.ts"
-import type { CloseRecord, Counters, HeartbeatRecord, IdentifyRecord, ReceivedRecord, RestCallRecord, ResumeRecord, ViolationRecord, OverlapRecord } from "./records.ts"
+import type { CloseRecord, Counters, HeartbeatRecord, IdentifyRecord, ReceivedRecord, RestCallRecord, ResumeRecord, ViolationRecord, OverlapRecord, UpgradeRecord } from "./records.ts"
 import { createRestHandler } from "./rest.ts"
 import { SessionStore } from "./sessions.ts"
 import { shardOf } from "./snowflake.ts"
@@ -91,6 +91,8 @@ export class FakeDiscord {
   get violations(): ReadonlyArray<ViolationRecord> { return this.#ctx.records.violations }
   /** Moments two live connections ran one shard (two gateway processes on one shard). */
   get overlaps(): ReadonlyArray<OverlapRecord> { return this.#ctx.records.overlaps }
+  /** Every websocket upgrade request (its User-Agent header). */
+  get upgrades(): ReadonlyArray<UpgradeRecord> { return this.#ctx.records.upgrades }
   get heartbeats(): ReadonlyArray<HeartbeatRecord> { return this.#ctx.records.heartbeats }
   get received(): ReadonlyArray<ReceivedRecord> { return this.#ctx.records.received }
   get closes(): ReadonlyArray<CloseRecord> { return this.#ctx.records.closes }

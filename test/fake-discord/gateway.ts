@@ -110,6 +110,7 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
     })
     ctx.connections.add(conn)
     ctx.records.counters.connections++
+    ctx.records.upgrades.push({ connectionId: id, userAgent: req.headers["user-agent"] })
     ctx.options.log(`conn#${id} open ${rawUrl}`)
     req.socket.on("error", () => {})
     ws.on("error", () => {})

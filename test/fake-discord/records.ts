@@ -101,8 +101,15 @@ export interface OverlapRecord {
   readonly at: number
 }
 
+/** A websocket upgrade request, as the client sent it. */
+export interface UpgradeRecord {
+  readonly connectionId: number
+  readonly userAgent: string | undefined
+}
+
 export class Records {
   readonly overlaps: Array<OverlapRecord> = []
+  readonly upgrades: Array<UpgradeRecord> = []
   readonly identifies: Array<IdentifyRecord> = []
   readonly resumes: Array<ResumeRecord> = []
   readonly violations: Array<ViolationRecord> = []
