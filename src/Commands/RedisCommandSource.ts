@@ -20,11 +20,11 @@ import { hostname } from "node:os"
 import { Deferred, Effect, Layer, Queue, type Scope } from "effect"
 import { Cluster, type Redis } from "ioredis"
 import { AppConfig } from "../Config/AppConfig.ts"
-import { RedisClient, type RedisConnection } from "../Redis/RedisClient.ts"
+import { RedisClient, type RedisConnection, redisErrorText } from "../Redis/RedisClient.ts"
 import { CommandRouter, describeShards } from "./Router.ts"
 import { BrokerCommandSource, type CommandSource } from "./CommandSource.ts"
 import { backoffDelayMs, Backoffs } from "../Resilience/Backoff.ts"
-import { errorText, outageLog } from "../Resilience/OutageLog.ts"
+import { outageLog } from "../Resilience/OutageLog.ts"
 import { forkSupervised } from "../Resilience/Supervisor.ts"
 import { inboxStream, SEND_STREAM } from "./RedisNames.ts"
 import { refusal } from "./Refusal.ts"
@@ -136,7 +136,8 @@ const streamReplies = (reply: unknown): Array<readonly [string, unknown]> => {
 }
 
 const withTimeout = <A>(what: string, ms: number, promise: () => Promise<A>) =>
-  Effect.tryPromise({ try: promise, catch: errorText }).pipe(
+  // ioredis's own words ("Reached the max retries per request limit ...") become ours.
+  Effect.tryPromise({ try: promise, catch: redisErrorText }).pipe(
     Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.fail(`no reply to ${what} within ${ms / 1000}s`) })
   )
 

@@ -10,7 +10,7 @@
 // on a Cluster too): a length read and a separate XADD could overshoot with several processes.
 import { Clock, Effect, Layer } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
-import { RedisClient, type RedisConnection } from "../Redis/RedisClient.ts"
+import { RedisClient, type RedisConnection, redisErrorText } from "../Redis/RedisClient.ts"
 import { type CommandCounters, CommandStats } from "./CommandStats.ts"
 import { CommandForwarder, ForwardError } from "./Forwarder.ts"
 import { INBOX_MAX_LENGTH, inboxStream } from "./RedisNames.ts"
@@ -57,7 +57,8 @@ return result
 
 const fail = (reason: string, cause?: unknown) => new ForwardError({ broker: "redis", reason, cause })
 
-const text = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
+/** In our words, not ioredis's (see redisErrorText). */
+const text = redisErrorText
 
 export const makeRedisForwarder = (redis: RedisConnection, group: string, options: RedisForwarderOptions) => {
   const { stats } = options

@@ -3,7 +3,7 @@
 import { Effect, Layer } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { Readiness } from "../Observability/Readiness.ts"
-import { RedisClient, type RedisConnection } from "../Redis/RedisClient.ts"
+import { RedisClient, type RedisConnection, redisErrorText } from "../Redis/RedisClient.ts"
 import { type SessionRecord, ShardStore, ShardStoreError } from "./ShardStore.ts"
 import { STORE_TIMEOUT_MS, withStoreHealth } from "./StoreHealth.ts"
 
@@ -41,7 +41,7 @@ export const makeRedisStore = (redis: RedisConnection, prefix: string) => {
       const command = { sentAt: Date.now() }
       unanswered.add(command)
       const done = run().finally(() => void unanswered.delete(command))
-      return Effect.tryPromise({ try: () => done, catch: (cause) => new ShardStoreError({ operation: `redis ${operation}`, cause }) })
+      return Effect.tryPromise({ try: () => done, catch: (cause) => new ShardStoreError({ operation: `redis ${operation}`, cause: redisErrorText(cause) }) })
     })
   const encode = (r: SessionRecord) => JSON.stringify({ sessionId: r.sessionId, resumeUrl: r.resumeUrl, seq: r.seq })
   return ShardStore.of({
