@@ -5,7 +5,7 @@
 import { Effect, Stream } from "effect"
 import { Broker, brokerSink } from "./Broker/Broker.ts"
 import { Outbox } from "./Broker/Outbox.ts"
-import { GatewayStats } from "./Observability/GatewayStats.ts"
+import { GatewayStats } from "./Metrics/GatewayStats.ts"
 import { Readiness } from "./Resilience/Readiness.ts"
 import { outageLog } from "./Resilience/OutageLog.ts"
 

@@ -11,10 +11,10 @@ import { loadConfig } from "../src/Config/load.ts"
 import { closest, editDistance } from "../src/Config/suggest.ts"
 import { sanitizeTomlMessage } from "../src/Config/toml.ts"
 import { validate } from "../src/Config/validate.ts"
-import { closestDispatchEvent, isKnownDispatchEvent } from "../src/Discord/Events.ts"
+import { closestDispatchEvent, closestIntentName } from "../src/Config/discord.ts"
+import { isKnownDispatchEvent } from "../src/Discord/Events.ts"
 import {
   ALL_DOCUMENTED_INTENTS,
-  closestIntentName,
   intentBit,
   intentNamesOf,
   INTENTS,

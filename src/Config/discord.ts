@@ -1,7 +1,8 @@
 // Readers for the Discord-specific settings: events, intents and shard ids.
 import { Result } from "effect"
-import { closestDispatchEvent, isKnownDispatchEvent } from "../Discord/Events.ts"
-import { ALL_DOCUMENTED_INTENTS, closestIntentName, currentIntentName, intentBit } from "../Discord/Intents.ts"
+import { isKnownDispatchEvent, KNOWN_DISPATCH_EVENTS } from "../Discord/Events.ts"
+import { ALL_DOCUMENTED_INTENTS, currentIntentName, INTENT_ALIASES, INTENTS, intentBit } from "../Discord/Intents.ts"
+import { closest } from "./suggest.ts"
 import { configError } from "./ConfigError.ts"
 import { describe, fail, list, nonNegativeInt, type Raw, type Read, stringList } from "./values.ts"
 
@@ -119,3 +120,18 @@ export const shardIds = (raw: Raw, count: number, countKey: string): Read<Readon
     }
     return Result.succeed([...ids].sort((a, b) => a - b))
   })
+
+/** The known dispatch name nearest to `name`, for a "did you mean" warning. */
+export const closestDispatchEvent = (name: string): string | undefined => closest(name, KNOWN_DISPATCH_EVENTS)
+
+/**
+ * The current name nearest to a misspelt one, e.g. "GUILD_MESAGES" → "GUILD_MESSAGES", else the
+ * current name of the nearest old one ("GUILD_EMOJI" → "GUILD_EXPRESSIONS"). `GUILD` is left out
+ * of the old names here: it is the start of most names and would be everyone's nearest.
+ */
+export const closestIntentName = (input: string): string | undefined => {
+  const current = closest(input, Object.keys(INTENTS))
+  if (current !== undefined) return current
+  const old = closest(input, Object.keys(INTENT_ALIASES).filter((alias) => alias !== "GUILD"))
+  return old === undefined ? undefined : currentIntentName(old)
+}

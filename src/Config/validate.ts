@@ -3,7 +3,7 @@
 import { Redacted, Result } from "effect"
 import * as Path from "node:path"
 import { NON_PRIVILEGED_INTENTS } from "../Discord/Intents.ts"
-import { withRedisScheme } from "../Redis/RedisUrl.ts"
+import { withRedisScheme } from "./RedisUrl.ts"
 import type { Args } from "./args.ts"
 import { parseLogLevel } from "./args.ts"
 import { type ConfigError, configError } from "./ConfigError.ts"

@@ -1,6 +1,5 @@
 // Dispatch event names (DISCORD_GATEWAY.md §14). Used only to warn about likely typos in the
 // `events` setting: Discord adds events over time, so unknown names are still forwarded.
-import { closest } from "../Config/suggest.ts"
 
 export const KNOWN_DISPATCH_EVENTS: ReadonlySet<string> = new Set([
   "READY",
@@ -86,5 +85,3 @@ export const KNOWN_DISPATCH_EVENTS: ReadonlySet<string> = new Set([
 
 export const isKnownDispatchEvent = (name: string): boolean => KNOWN_DISPATCH_EVENTS.has(name)
 
-/** The known dispatch name nearest to `name`, for a "did you mean" warning. */
-export const closestDispatchEvent = (name: string): string | undefined => closest(name, KNOWN_DISPATCH_EVENTS)

@@ -1,6 +1,5 @@
 // Gateway intents (DISCORD_GATEWAY.md §11): the names users write in config, their bits, and
 // which of them Discord treats as privileged (close 4014 when not enabled in the portal).
-import { closest } from "../Config/suggest.ts"
 
 /** Current names, in bit order. */
 export const INTENTS = {
@@ -72,14 +71,3 @@ export const currentIntentName = (alias: string): IntentName | undefined => {
   return Object.hasOwn(INTENT_ALIASES, upper) ? INTENT_ALIASES[upper] : undefined
 }
 
-/**
- * The current name nearest to a misspelt one, e.g. "GUILD_MESAGES" → "GUILD_MESSAGES", else the
- * current name of the nearest old one ("GUILD_EMOJI" → "GUILD_EXPRESSIONS"). `GUILD` is left out
- * of the old names here: it is the start of most names and would be everyone's nearest.
- */
-export const closestIntentName = (input: string): string | undefined => {
-  const current = closest(input, intentNames)
-  if (current !== undefined) return current
-  const old = closest(input, Object.keys(INTENT_ALIASES).filter((alias) => alias !== "GUILD"))
-  return old === undefined ? undefined : currentIntentName(old)
-}

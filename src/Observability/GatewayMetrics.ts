@@ -5,7 +5,7 @@ import { type Context, Effect, Metric } from "effect"
 import type { CommandCounters } from "../Commands/CommandStats.ts"
 import { REFUSAL_REASONS } from "../Commands/Refusal.ts"
 import type { ShardState } from "../Shard/ShardStatus.ts"
-import type { GatewayCounters } from "./GatewayStats.ts"
+import type { GatewayCounters } from "../Metrics/GatewayStats.ts"
 import { type Collector, counterState, gaugeState, observe } from "./MetricsText.ts"
 
 export const SHARD_STATES: ReadonlyArray<ShardState> = ["connecting", "identifying", "resuming", "ready", "reconnecting"]

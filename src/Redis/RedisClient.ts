@@ -15,7 +15,7 @@ import { AppConfig } from "../Config/AppConfig.ts"
 import { describeUrl, errorText, scrub } from "../Config/safeUrl.ts"
 import { Backoffs, backoffDelayMs } from "../Resilience/Backoff.ts"
 import { outageLog } from "../Resilience/OutageLog.ts"
-import { redisNode } from "./RedisUrl.ts"
+import { redisNode } from "../Config/RedisUrl.ts"
 
 export class RedisClientError extends Data.TaggedError("RedisClientError")<{
   readonly endpoint: string

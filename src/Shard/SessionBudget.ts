@@ -3,7 +3,7 @@
 // blindly: when fewer are left than it needs, it says so and waits for Discord's reset.
 import { Clock, Context, Duration, Effect, Layer, Semaphore } from "effect"
 import { DiscordRest } from "../Discord/Rest.ts"
-import { GatewayStats } from "../Observability/GatewayStats.ts"
+import { GatewayStats } from "../Metrics/GatewayStats.ts"
 import { ShardPlan } from "./ShardPlan.ts"
 
 export class SessionBudget extends Context.Service<SessionBudget, {

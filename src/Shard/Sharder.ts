@@ -2,7 +2,7 @@
 // its own (it reconnects), and so are its bugs (it is restarted); only a fatal close code, or
 // losing a shard's lease to another process, ends the whole gateway.
 import { Context, Effect, Layer } from "effect"
-import { GatewayStats } from "../Observability/GatewayStats.ts"
+import { GatewayStats } from "../Metrics/GatewayStats.ts"
 import { Backoffs } from "../Resilience/Backoff.ts"
 import { Readiness } from "../Resilience/Readiness.ts"
 import { supervise, type WorkerBroken } from "../Resilience/Supervisor.ts"

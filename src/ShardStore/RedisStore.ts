@@ -2,7 +2,7 @@
 // machine) resumes it. One JSON value per shard under `<prefix>shard:<id>`.
 import { Effect, Layer } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
-import { Readiness } from "../Observability/Readiness.ts"
+import { Readiness } from "../Resilience/Readiness.ts"
 import { RedisClient, type RedisConnection, redisErrorText } from "../Redis/RedisClient.ts"
 import { type SessionRecord, ShardStore, ShardStoreError } from "./ShardStore.ts"
 import { STORE_TIMEOUT_MS, withStoreHealth } from "./StoreHealth.ts"

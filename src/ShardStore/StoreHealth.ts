@@ -3,7 +3,7 @@
 // failing and once when it works again, and can never hold a graceful shutdown past its budget
 // (the shutdown leaves 1.5 s for the last checkpoint write and the socket closes).
 import { Effect } from "effect"
-import type { Readiness } from "../Observability/Readiness.ts"
+import type { Readiness } from "../Resilience/Readiness.ts"
 import { outageLog } from "../Resilience/OutageLog.ts"
 import { ShardStore, ShardStoreError } from "./ShardStore.ts"
 

@@ -2,7 +2,7 @@
 import { Effect, Layer } from "effect"
 import type { AppConfig } from "../Config/AppConfig.ts"
 import type { GatewayConfig } from "../Config/GatewayConfig.ts"
-import type { Readiness } from "../Observability/Readiness.ts"
+import type { Readiness } from "../Resilience/Readiness.ts"
 import { RedisClient } from "../Redis/RedisClient.ts"
 import { FileStoreLive } from "./FileStore.ts"
 import { MemoryStoreLive } from "./MemoryStore.ts"
