@@ -54,6 +54,8 @@ export interface RunningClient {
   count(): Promise<number>
   /** Resolves once count() >= n; rejects on timeout or if the client dies. */
   waitFor(n: number, timeoutMs: number): Promise<void>
+  /** What the client process wrote to stderr lately (ours only). */
+  readonly stderr?: () => string
   /** Guards a promise: rejects as soon as the client process exits. */
   guard<T>(promise: Promise<T>): Promise<T>
   stop(): Promise<void>
@@ -64,6 +66,8 @@ export interface ClientOptions {
   readonly compress: "zlib-stream" | "zstd-stream" | "none"
   /** Extra node flags for our gateway (e.g. --cpu-prof). */
   readonly nodeArgs?: ReadonlyArray<string>
+  /** The fake's max_concurrency, for the ceiling's identify pacing (default: shardCount). */
+  readonly maxConcurrency?: number
 }
 
 export async function startClient(kind: ClientKind, fake: FakeProcess, options: ClientOptions): Promise<RunningClient> {
@@ -124,6 +128,7 @@ async function startOurs(fake: FakeProcess, options: ClientOptions, kind: "ours"
     kind,
     pid: child.pid!,
     helpers: [{ name: "stdout sink", pid: sinkChild.pid! }],
+    stderr,
     count: async () => (await sink.call<{ count: number }>("count")).count,
     waitFor: (n, timeoutMs) => guard(sink.call("target", n, timeoutMs)),
     guard,
@@ -191,7 +196,8 @@ async function startPeer(kind: "djs" | "ceiling", fake: FakeProcess, options: Cl
     token: TOKEN,
     shardCount: options.shardCount,
     intents: INTENTS,
-    compress: options.compress
+    compress: options.compress,
+    maxConcurrency: options.maxConcurrency ?? options.shardCount
   }
   const script = kind === "djs" ? "djs-client.ts" : "ceiling-client.ts"
   const child = track(fork(resolve(import.meta.dirname, script), [JSON.stringify(params)], { stdio: ["ignore", "inherit", "pipe", "ipc"] }))
