@@ -4,6 +4,10 @@
 //
 //   node scripts/bench.ts [--quick] [--only throughput,memory,heap,startup,large] [--clients ours,ours-redis,djs,ceiling]
 //                         [--events 50000] [--shards 16] [--repeat 3] [--profile] [--out PATH]
+//   node scripts/bench.ts --render PATH.json [--out PATH]    (the report again from a run's raw results)
+//
+// Every run also writes its raw results next to the report (RESULTS.json), so the report can be
+// rendered again without measuring again.
 //
 // --clients may add ours-small-heap (our gateway with --max-semi-space-size=2), left out by default:
 // users start `node dist/main.js` without flags, and that is what the targets are about.
@@ -12,7 +16,7 @@
 // Needs dist/ (npm run build) and, for the Redis row, Redis on 127.0.0.1:6379 (database 9 is
 // flushed; BENCH_REDIS_URL overrides). Every wait is bounded; children die with the bench.
 import { execFileSync } from "node:child_process"
-import { readdirSync, mkdirSync, mkdtempSync, writeFileSync, existsSync } from "node:fs"
+import { readdirSync, readFileSync, mkdirSync, mkdtempSync, writeFileSync, existsSync } from "node:fs"
 import { cpus, tmpdir, totalmem, release } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { parseArgs } from "node:util"
@@ -31,7 +35,7 @@ import type { StartupSample } from "./bench/scenarios/startup.ts"
 import { runThroughput, throughputScenario } from "./bench/scenarios/throughput.ts"
 import type { ThroughputConfig, ThroughputResult } from "./bench/scenarios/throughput.ts"
 import { renderReport } from "./bench/render.ts"
-import type { Outcome, ProfiledRun } from "./bench/render.ts"
+import type { Outcome, ProfiledRun, ReportInput } from "./bench/render.ts"
 
 const SCENARIOS = ["throughput", "memory", "heap", "startup", "large"] as const
 const DEFAULT_CLIENTS: ReadonlyArray<ClientKind> = ["ours", "ours-bundled", "ours-redis", "djs", "ceiling"]
@@ -90,6 +94,7 @@ async function main(): Promise<number> {
       repeat: { type: "string" },
       profile: { type: "boolean", default: false },
       out: { type: "string" },
+      render: { type: "string" },
       help: { type: "boolean", short: "h", default: false }
     },
     strict: true
@@ -99,6 +104,13 @@ async function main(): Promise<number> {
       "usage: node scripts/bench.ts [--quick] [--only throughput,memory,heap,startup,large]\n" +
         "         [--clients ours,ours-redis,djs,ceiling,ours-small-heap] [--events N] [--shards N] [--repeat N] [--profile] [--out PATH]\n"
     )
+    return 0
+  }
+  if (values.render !== undefined) {
+    const input = JSON.parse(readFileSync(values.render, "utf8")) as ReportInput & { started: string }
+    const report = renderReport({ ...input, started: new Date(input.started) })
+    process.stdout.write(report)
+    if (values.out !== undefined) writeFileSync(resolve(values.out), report)
     return 0
   }
   if (!existsSync(join(ROOT, "dist/main.js"))) throw new Error("dist/main.js is missing: run `npm run build` first")
@@ -181,7 +193,7 @@ async function main(): Promise<number> {
     results.large = await attempt("large", () => largeScenario(large, log))
   }
 
-  const report = renderReport({
+  const input: ReportInput = {
     started,
     seconds: (Date.now() - started.getTime()) / 1000,
     quick,
@@ -201,11 +213,13 @@ async function main(): Promise<number> {
     large,
     results,
     notes
-  })
+  }
+  const report = renderReport(input)
   process.stdout.write(report)
   const out = resolve(values.out ?? join(ROOT, quick ? "bench/RESULTS.quick.md" : "bench/RESULTS.md"))
   mkdirSync(dirname(out), { recursive: true })
   writeFileSync(out, report)
+  writeFileSync(out.replace(/\.md$/, "") + ".json", JSON.stringify(input, null, 1))
   log(`wrote ${out}`)
   const failed = Object.values(results).some((r) => r !== undefined && !r.ok)
   return failed ? 1 : 0
