@@ -187,7 +187,7 @@ async function main(): Promise<number> {
     results.heap = await attempt("heap", () => heapScenario(heap, log))
   }
   if (only.has("startup")) {
-    results.startup = await attempt("startup", () => startupScenario({ cases: startup, clients: peers(["ours", "ours-bundled", "djs", "ceiling"]) }, log))
+    results.startup = await attempt("startup", () => startupScenario({ cases: startup, clients: peers(["ours", "ours-bundled", "djs", "ceiling"]), repeatSingleWave: quick ? 1 : 5 }, log))
   }
   if (only.has("large")) {
     results.large = await attempt("large", () => largeScenario(large, log))
