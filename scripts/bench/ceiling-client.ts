@@ -1,6 +1,8 @@
 // The ceiling: the least a Node client must do per event — `ws` frames, one node:zlib inflate
 // context per connection (public stream API), JSON.parse of every payload — plus identify and
-// heartbeats. No reconnects, no rate limits, no output. Started by the bench with fork().
+// heartbeats, and the least identify pacing Discord accepts (per bucket, the next IDENTIFY 5 s and
+// a 100 ms margin after the previous one; an op 9 answer queues the identify again). No reconnects,
+// no other rate limits, no output. Started by the bench with fork().
 import { constants, createInflate } from "node:zlib"
 import WebSocket from "ws"
 import type { PeerParams } from "./djs-client.ts"
@@ -9,6 +11,32 @@ import { Counter, serve } from "./rpc.ts"
 const params = JSON.parse(process.argv[2] ?? "{}") as PeerParams
 const counter = new Counter()
 const sockets: Array<WebSocket> = []
+
+// One queue per identify bucket (shard_id % max_concurrency): send, then the next one 5.1 s later.
+// Exactly 5 s is not enough: Discord (and the fake) time arrivals, which jitter.
+const IDENTIFY_WINDOW_MS = 5_100
+const maxConcurrency = Math.max(1, params.maxConcurrency ?? params.shardCount)
+const identifyQueues = new Map<number, { busy: boolean; waiting: Array<() => void> }>()
+function identifyInTurn(shardId: number, send: () => void): void {
+  const bucket = shardId % maxConcurrency
+  let queue = identifyQueues.get(bucket)
+  if (queue === undefined) identifyQueues.set(bucket, (queue = { busy: false, waiting: [] }))
+  const q = queue
+  const next = (): void => {
+    const run = q.waiting.shift()
+    if (run === undefined) {
+      q.busy = false
+      return
+    }
+    run()
+    setTimeout(next, IDENTIFY_WINDOW_MS)
+  }
+  q.waiting.push(send)
+  if (!q.busy) {
+    q.busy = true
+    next()
+  }
+}
 
 const isSyncFlushEnd = (b: Buffer): boolean => b.length >= 4 && b[b.length - 4] === 0 && b[b.length - 3] === 0 && b[b.length - 2] === 0xff && b[b.length - 1] === 0xff
 
@@ -19,6 +47,13 @@ function connect(shardId: number): void {
   let seq: number | null = null
   let heartbeat: ReturnType<typeof setInterval> | undefined
 
+  const identify = (): void => {
+    ws.send(JSON.stringify({
+      op: 2,
+      d: { token: params.token, intents: params.intents, shard: [shardId, params.shardCount], properties: { os: "linux", browser: "bench", device: "bench" } }
+    }))
+  }
+
   const onPayload = (text: string): void => {
     const payload = JSON.parse(text) as { op: number; s: number | null; d: { heartbeat_interval?: number } | null }
     switch (payload.op) {
@@ -28,10 +63,10 @@ function connect(shardId: number): void {
         break
       case 10:
         heartbeat = setInterval(() => ws.send(JSON.stringify({ op: 1, d: seq })), payload.d?.heartbeat_interval ?? 41_250)
-        ws.send(JSON.stringify({
-          op: 2,
-          d: { token: params.token, intents: params.intents, shard: [shardId, params.shardCount], properties: { os: "linux", browser: "bench", device: "bench" } }
-        }))
+        identifyInTurn(shardId, identify)
+        break
+      case 9:
+        identifyInTurn(shardId, identify)
         break
       case 1:
         ws.send(JSON.stringify({ op: 1, d: seq }))

@@ -1,10 +1,11 @@
 // The programs under test, started against a fake Discord, each in its own process:
 //   ours        node dist/main.js, stdout broker, stdout piped into a counting sink process
 //   ours-redis  node dist/main.js, Redis Streams broker; counted by XLEN (acknowledged events only)
+//   ours-bundled  as ours, but dist/ bundled into one file by rolldown first (a proposal, measured)
 //   djs         @discordjs/ws WebSocketManager, consume-only
 //   ceiling     ws + node:zlib + JSON.parse, nothing else
 // Each exposes how many events it has consumed, and the pids whose CPU the report shows.
-import { fork, spawn } from "node:child_process"
+import { execFileSync, fork, spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -17,8 +18,8 @@ import type { FakeProcess } from "./fake-process.ts"
 import { exited, stop, tail, track, unlessExits, waitUntil } from "./proc.ts"
 import { RpcClient } from "./rpc.ts"
 
-export type ClientKind = "ours" | "ours-small-heap" | "ours-redis" | "djs" | "ceiling"
-export const CLIENT_KINDS: ReadonlyArray<ClientKind> = ["ours", "ours-small-heap", "ours-redis", "djs", "ceiling"]
+export type ClientKind = "ours" | "ours-small-heap" | "ours-bundled" | "ours-redis" | "djs" | "ceiling"
+export const CLIENT_KINDS: ReadonlyArray<ClientKind> = ["ours", "ours-small-heap", "ours-bundled", "ours-redis", "djs", "ceiling"]
 
 /** How the Docker image and the flake run the gateway: small young-generation semi-spaces. */
 export const SMALL_HEAP_FLAGS = ["--max-semi-space-size=2"]
@@ -26,6 +27,7 @@ export const SMALL_HEAP_FLAGS = ["--max-semi-space-size=2"]
 export const CLIENT_LABELS: Record<ClientKind, string> = {
   ours: "ours → stdout",
   "ours-small-heap": "ours → stdout, --max-semi-space-size=2",
+  "ours-bundled": "ours → stdout, dist bundled (proposal)",
   "ours-redis": "ours → Redis Streams",
   djs: "@discordjs/ws",
   ceiling: "ceiling (ws+zlib+JSON.parse)"
@@ -54,6 +56,8 @@ export interface RunningClient {
   count(): Promise<number>
   /** Resolves once count() >= n; rejects on timeout or if the client dies. */
   waitFor(n: number, timeoutMs: number): Promise<void>
+  /** What the client process wrote to stderr lately (ours only). */
+  readonly stderr?: () => string
   /** Guards a promise: rejects as soon as the client process exits. */
   guard<T>(promise: Promise<T>): Promise<T>
   stop(): Promise<void>
@@ -64,6 +68,10 @@ export interface ClientOptions {
   readonly compress: "zlib-stream" | "zstd-stream" | "none"
   /** Extra node flags for our gateway (e.g. --cpu-prof). */
   readonly nodeArgs?: ReadonlyArray<string>
+  /** The fake's max_concurrency, for the ceiling's identify pacing (default: shardCount). */
+  readonly maxConcurrency?: number
+  /** The gateway's entry point; dist/main.js by default. */
+  readonly entry?: string
 }
 
 export async function startClient(kind: ClientKind, fake: FakeProcess, options: ClientOptions): Promise<RunningClient> {
@@ -72,6 +80,8 @@ export async function startClient(kind: ClientKind, fake: FakeProcess, options: 
       return startOurs(fake, options, "ours")
     case "ours-small-heap":
       return startOurs(fake, { ...options, nodeArgs: [...(options.nodeArgs ?? []), ...SMALL_HEAP_FLAGS] }, "ours-small-heap")
+    case "ours-bundled":
+      return startOurs(fake, { ...options, entry: bundledGateway() }, "ours-bundled")
     case "ours-redis":
       return startOursRedis(fake, options)
     case "djs":
@@ -100,7 +110,7 @@ function gatewayEnv(fake: FakeProcess, options: ClientOptions, extra: Record<str
 function spawnGateway(fake: FakeProcess, options: ClientOptions, stdout: "ignore" | Writable, extra: Record<string, string>): { child: ChildProcess; stderr: () => string } {
   // An empty working directory: the repository's gateway.toml must not be picked up.
   const cwd = mkdtempSync(join(tmpdir(), "spectacles-bench-"))
-  const child = track(spawn(process.execPath, [...(options.nodeArgs ?? []), join(ROOT, "dist/main.js")], {
+  const child = track(spawn(process.execPath, [...(options.nodeArgs ?? []), options.entry ?? join(ROOT, "dist/main.js")], {
     cwd,
     env: gatewayEnv(fake, options, extra),
     stdio: ["ignore", stdout, "pipe"]
@@ -113,7 +123,21 @@ function guardFor(child: ChildProcess, name: string, stderr: () => string) {
   return <T>(promise: Promise<T>): Promise<T> => unlessExits(child, name, promise, stderr)
 }
 
-async function startOurs(fake: FakeProcess, options: ClientOptions, kind: "ours" | "ours-small-heap"): Promise<RunningClient> {
+let bundle: string | undefined
+/**
+ * dist/ and its dependencies in one ES module file (rolldown, which vitest already brings): measures
+ * what loading ~1 file instead of hundreds of modules (the effect barrel) saves in start-up and RSS.
+ */
+function bundledGateway(): string {
+  if (bundle !== undefined) return bundle
+  const out = join(mkdtempSync(join(tmpdir(), "spectacles-bench-bundle-")), "main.mjs")
+  const rolldown = join(ROOT, "node_modules/.bin/rolldown")
+  execFileSync(rolldown, [join(ROOT, "dist/main.js"), "--platform", "node", "--format", "esm", "--file", out], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] })
+  bundle = out
+  return out
+}
+
+async function startOurs(fake: FakeProcess, options: ClientOptions, kind: "ours" | "ours-small-heap" | "ours-bundled"): Promise<RunningClient> {
   const sinkChild = track(fork(resolve(import.meta.dirname, "sink.ts"), [], { stdio: ["pipe", "ignore", "inherit", "ipc"] }))
   const sink = new RpcClient(sinkChild, "stdout sink")
   const { child, stderr } = spawnGateway(fake, options, sinkChild.stdin!, {})
@@ -124,6 +148,7 @@ async function startOurs(fake: FakeProcess, options: ClientOptions, kind: "ours"
     kind,
     pid: child.pid!,
     helpers: [{ name: "stdout sink", pid: sinkChild.pid! }],
+    stderr,
     count: async () => (await sink.call<{ count: number }>("count")).count,
     waitFor: (n, timeoutMs) => guard(sink.call("target", n, timeoutMs)),
     guard,
@@ -191,7 +216,8 @@ async function startPeer(kind: "djs" | "ceiling", fake: FakeProcess, options: Cl
     token: TOKEN,
     shardCount: options.shardCount,
     intents: INTENTS,
-    compress: options.compress
+    compress: options.compress,
+    maxConcurrency: options.maxConcurrency ?? options.shardCount
   }
   const script = kind === "djs" ? "djs-client.ts" : "ceiling-client.ts"
   const child = track(fork(resolve(import.meta.dirname, script), [JSON.stringify(params)], { stdio: ["ignore", "inherit", "pipe", "ipc"] }))

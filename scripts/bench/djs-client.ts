@@ -12,6 +12,8 @@ export interface PeerParams {
   readonly shardCount: number
   readonly intents: number
   readonly compress: "zlib-stream" | "none"
+  /** Identify buckets (the fake's max_concurrency); the ceiling paces by it, discord.js asks /gateway/bot. */
+  readonly maxConcurrency?: number
 }
 
 const params = JSON.parse(process.argv[2] ?? "{}") as PeerParams

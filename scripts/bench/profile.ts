@@ -30,7 +30,7 @@ export interface ProfileSummary {
 }
 
 /** "file:///…/node_modules/effect/dist/x.js" -> "effect/dist/x.js"; "…/dist/Transport/Inflater.js" -> "dist/Transport/Inflater.js". */
-function shortUrl(url: string): string {
+export function shortUrl(url: string): string {
   if (url === "") return ""
   const nm = url.lastIndexOf("node_modules/")
   if (nm !== -1) return url.slice(nm + "node_modules/".length)
@@ -40,7 +40,7 @@ function shortUrl(url: string): string {
 }
 
 /** Module bucket: a package name, a directory of dist/, or a node: built-in. */
-function moduleOf(url: string, name: string): string {
+export function moduleOf(url: string, name: string): string {
   if (url === "") return name.startsWith("(") ? name : "(native)"
   if (url.startsWith("node:")) return url
   const short = shortUrl(url)

@@ -1,18 +1,26 @@
 // Discord's identify rule (DISCORD_GATEWAY.md §9): one IDENTIFY per 5 s per bucket
-// shard_id % max_concurrency, buckets in parallel. Built on effect/persistence's RateLimiter so
-// the same code shares one budget across processes when its store is Redis.
-import { Clock, Context, Duration, Effect, Layer, Redacted } from "effect"
-import * as RateLimiter from "effect/persistence/RateLimiter"
+// shard_id % max_concurrency, buckets in parallel. Each bucket has a hold in the IdentifyStore
+// (in Redis when there is one, so every process of the bot shares it), taken at the moment an
+// IDENTIFY goes out and lasting IDENTIFY_HOLD_MS. Nothing is reserved ahead: a shard whose fiber
+// wakes late (a busy event loop when 100 shards connect at once) just claims the hold when it
+// runs, so lateness costs what it lasted and never a whole window.
+import { Clock, Context, Duration, Effect, Layer, Redacted, Semaphore } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
-import { PersistenceRedisLive } from "../Redis/PersistenceRedis.ts"
+import { RedisClient } from "../Redis/RedisClient.ts"
+import { errorText, outageLog } from "../Resilience/OutageLog.ts"
 import { SessionBudget } from "../Shard/SessionBudget.ts"
 import { ShardPlan } from "../Shard/ShardPlan.ts"
+import { IdentifyStore, makeHolderIds, MemoryIdentifyStoreLive, RedisIdentifyStoreLive } from "./IdentifyStore.ts"
+import type { IdentifyStoreShape } from "./IdentifyStore.ts"
 
-/** Discord's window plus a margin for network jitter and a busy event loop. */
-export const IDENTIFY_SPACING_MS = 5_000 + 400
-/** Woken later than this after the reserved slot, the slot is given up: sending now could land
- * closer than 5 s to the bucket's next identify (reserved 5.4 s after ours). */
-const LATE_MS = 200
+/** Discord's 5 s window plus a margin for network jitter between two identifies of one bucket. */
+export const IDENTIFY_HOLD_MS = 5_000 + 200
+/**
+ * A claim answered later than this after it was asked (slow store, busy event loop) is renewed
+ * before the IDENTIFY goes out: the hold must have been taken at most this long before sending,
+ * so two identifies of a bucket are never closer than IDENTIFY_HOLD_MS − MAX_CLAIM_LAG_MS = 5.05 s.
+ */
+export const MAX_CLAIM_LAG_MS = 150
 
 export class IdentifyLimiter extends Context.Service<IdentifyLimiter, {
   /** Waits for this shard's turn to send IDENTIFY (call it right before sending). */
@@ -34,55 +42,103 @@ export const botIdOf = (token: string): string => {
   return `h${(h >>> 0).toString(16)}`
 }
 
+export interface IdentifyGateOptions {
+  readonly holdMs?: number
+  readonly maxClaimLagMs?: number
+  /** How the gate waits (tests model a late event loop with it); Effect.sleep by default. */
+  readonly sleep?: (ms: number) => Effect.Effect<void>
+}
+
+export interface IdentifyGate {
+  /** Returns when an IDENTIFY of bucket `key` may be sent right away, the hold taken for it. */
+  readonly acquire: (key: string) => Effect.Effect<void>
+}
+
+/**
+ * The pacing decisions, over any store. Within a process the callers of one bucket queue in
+ * order, so only one of them asks the store at a time; across processes the store decides.
+ */
+export const makeIdentifyGate = (store: IdentifyStoreShape, options: IdentifyGateOptions = {}): IdentifyGate => {
+  const holdMs = options.holdMs ?? IDENTIFY_HOLD_MS
+  const maxLagMs = options.maxClaimLagMs ?? MAX_CLAIM_LAG_MS
+  const sleep = options.sleep ?? ((ms: number) => Effect.sleep(Duration.millis(ms)))
+  const nextHolder = makeHolderIds()
+  const outage = outageLog("identify limiter store (identifies are paced within this process only meanwhile)")
+  const buckets = new Map<string, { readonly lock: Semaphore.Semaphore; lastSentAt: number | undefined }>()
+  const bucketOf = (key: string) => {
+    let bucket = buckets.get(key)
+    if (bucket === undefined) {
+      bucket = { lock: Semaphore.makeUnsafe(1), lastSentAt: undefined }
+      buckets.set(key, bucket)
+    }
+    return bucket
+  }
+
+  return {
+    acquire: (key) => {
+      const bucket = bucketOf(key)
+      return bucket.lock.withPermits(1)(Effect.gen(function*() {
+        const holder = nextHolder()
+        for (;;) {
+          const asked = yield* Clock.currentTimeMillis
+          // Our own last identify of the bucket counts even if the store lost it (outage, restart).
+          if (bucket.lastSentAt !== undefined && asked < bucket.lastSentAt + holdMs) {
+            yield* sleep(bucket.lastSentAt + holdMs - asked)
+            continue
+          }
+          const answer = yield* Effect.result(store.claim(key, holder, holdMs))
+          const answered = yield* Clock.currentTimeMillis
+          if (answer._tag === "Failure") {
+            // Another process may have identified just before: let a whole hold pass, then go.
+            yield* outage.failed(errorText(answer.failure))
+            yield* sleep(holdMs)
+            bucket.lastSentAt = yield* Clock.currentTimeMillis
+            return
+          }
+          yield* outage.succeeded
+          const waitMs = answer.success
+          if (waitMs > 0) {
+            yield* sleep(waitMs)
+            continue
+          }
+          if (answered - asked <= maxLagMs) {
+            bucket.lastSentAt = asked
+            return
+          }
+          // The hold may have started long before we can send: renew it (same holder) first.
+          yield* Effect.logDebug(`identify hold of ${key} answered after ${answered - asked} ms; renewing it before sending`)
+        }
+      }))
+    }
+  }
+}
+
 export const IdentifyLimiterLive = Layer.effect(
   IdentifyLimiter,
   Effect.gen(function*() {
-    const limiter = yield* RateLimiter.RateLimiter
+    const store = yield* IdentifyStore
     const plan = yield* ShardPlan
     const config = yield* AppConfig
     const budget = yield* SessionBudget
     const botId = botIdOf(Redacted.value(config.token))
+    const gate = makeIdentifyGate(store)
     return IdentifyLimiter.of({
       acquire: (shard) =>
         Effect.gen(function*() {
           // The daily budget first (it may mean hours); then the 5 s bucket, right before sending.
           yield* budget.spend
           const bucket = shard % plan.maxConcurrency
-          const key = `identify:${botId}:${plan.maxConcurrency}:${bucket}`
-          for (;;) {
-            const reservedAt = yield* Clock.currentTimeMillis
-            const result = yield* limiter.consume({
-              key,
-              algorithm: "fixed-window",
-              window: Duration.millis(IDENTIFY_SPACING_MS),
-              limit: 1,
-              onExceeded: "delay"
-            }).pipe(
-              // A store outage must not let identifies through unpaced: wait a whole window instead.
-              Effect.catch((error) =>
-                Effect.as(Effect.logWarning(`identify limiter unavailable (${error.message}); waiting a full window`), {
-                  delay: Duration.millis(IDENTIFY_SPACING_MS)
-                })
-              )
-            )
-            const delayMs = Duration.toMillis(result.delay)
-            if (delayMs > 0) {
-              yield* Effect.logDebug(`waiting ${delayMs} ms for identify bucket ${bucket}`)
-              yield* Effect.sleep(result.delay)
-            }
-            const late = (yield* Clock.currentTimeMillis) - (reservedAt + delayMs)
-            if (late <= LATE_MS) return
-            yield* Effect.logDebug(`woke ${late} ms after the identify slot of bucket ${bucket}; taking a new one`)
-          }
+          const started = yield* Clock.currentTimeMillis
+          yield* gate.acquire(`${botId}:${plan.maxConcurrency}:${bucket}`)
+          const waited = (yield* Clock.currentTimeMillis) - started
+          if (waited > 0) yield* Effect.logDebug(`waited ${waited} ms for identify bucket ${bucket}`)
         })
     })
   })
 )
 
-export const MemoryRateLimiterLive = RateLimiter.layer.pipe(Layer.provide(RateLimiter.layerStoreMemory))
+/** The identify limiter's holds in this process (no Redis configured). */
+export const MemoryRateLimiterLive = MemoryIdentifyStoreLive
 
-/** One budget for every process of the bot: the limiter's counters live in Redis. */
-export const RedisRateLimiterLive = RateLimiter.layer.pipe(
-  Layer.provide(RateLimiter.layerStoreRedis({ prefix: "spectacles:ratelimit:" })),
-  Layer.provide(PersistenceRedisLive)
-)
+/** One identify budget for every process of the bot: the holds live in Redis. */
+export const RedisRateLimiterLive: Layer.Layer<IdentifyStore, never, RedisClient> = RedisIdentifyStoreLive

@@ -1,5 +1,6 @@
 // Memory per idle shard: resident memory of a client holding N connected, READY, idle shards
-// (no guilds, heartbeats only), for several N. Per shard = (RSS at N − RSS at 1) / (N − 1).
+// (one small GUILD_CREATE each, then heartbeats only), for several N. Per shard at N =
+// (RSS at N − RSS at 1) / (N − 1).
 import { startClient } from "../clients.ts"
 import type { ClientKind } from "../clients.ts"
 import { FakeProcess } from "../fake-process.ts"
@@ -28,7 +29,7 @@ export async function memorySample(kind: ClientKind, shards: number, settleMs: n
   const fake = await FakeProcess.start({
     shardCount: shards,
     maxConcurrency: shards,
-    guildsPerShard: 0,
+    guildsPerShard: 1,
     sessionStartLimit: { total: 100_000 }
   })
   let client: Awaited<ReturnType<typeof startClient>> | undefined

@@ -1,5 +1,5 @@
-// Throughput: K events of the realistic mix over S zlib-stream shards, sent as fast as each
-// client reads. Measured between the first byte blasted and the moment the client has consumed
+// Throughput: K events of the realistic mix over S shards (zlib-stream unless told), sent as fast
+// as each client reads. Measured between the first byte blasted and the moment the client has consumed
 // (ours-redis: Redis has acknowledged) the last event.
 import { startClient } from "../clients.ts"
 import type { ClientKind } from "../clients.ts"
@@ -14,6 +14,8 @@ export interface ThroughputConfig {
   readonly guildCreateEvery: number
   readonly guildCreateBytes: number
   readonly clients: ReadonlyArray<ClientKind>
+  /** Transport compression; zlib-stream by default (the peers support nothing else). */
+  readonly compress?: "zlib-stream" | "zstd-stream"
 }
 
 export interface ThroughputSample {
@@ -47,7 +49,7 @@ export async function runThroughput(kind: ClientKind, config: ThroughputConfig, 
   const fake = await FakeProcess.start({ shardCount: S, maxConcurrency: S, guildsPerShard: 0, sessionStartLimit: { total: 100_000 } })
   let client: Awaited<ReturnType<typeof startClient>> | undefined
   try {
-    client = await startClient(kind, fake, { shardCount: S, compress: "zlib-stream", nodeArgs })
+    client = await startClient(kind, fake, { shardCount: S, compress: config.compress ?? "zlib-stream", nodeArgs })
     await client.guard(fake.waitReady(S, 60_000))
     // READY may be forwarded as an event too: let it land before taking the baseline.
     await sleep(1_000)
@@ -99,6 +101,8 @@ export async function runThroughput(kind: ClientKind, config: ThroughputConfig, 
 
 export interface ThroughputResult {
   readonly kind: ClientKind
+  readonly shards: number
+  readonly compress: "zlib-stream" | "zstd-stream"
   /** The sample with the median events/s; undefined when every run failed. */
   readonly median: ThroughputSample | undefined
   readonly samples: ReadonlyArray<ThroughputSample>
@@ -111,7 +115,7 @@ export async function throughputScenario(config: ThroughputConfig, log: (line: s
   // Clients take turns within each repetition, so a slow phase of the machine hits all of them.
   for (let r = 0; r < config.repeat; r++) {
     for (const kind of config.clients) {
-      log(`throughput: ${kind}, run ${r + 1}/${config.repeat}: ${config.events} events over ${config.shards} shards`)
+      log(`throughput: ${kind}, run ${r + 1}/${config.repeat}: ${config.events} events over ${config.shards} shard(s), ${config.compress ?? "zlib-stream"}`)
       let sample: ThroughputSample
       try {
         sample = await runThroughput(kind, config, log)
@@ -130,6 +134,6 @@ export async function throughputScenario(config: ThroughputConfig, log: (line: s
   return config.clients.map((kind) => {
     const list = samples.get(kind) ?? []
     const sorted = [...list].sort((a, b) => a.eventsPerSec - b.eventsPerSec)
-    return { kind, median: sorted[Math.floor((sorted.length - 1) / 2)], samples: list, errors: errors.get(kind) ?? [] }
+    return { kind, shards: config.shards, compress: config.compress ?? "zlib-stream", median: sorted[Math.floor((sorted.length - 1) / 2)], samples: list, errors: errors.get(kind) ?? [] }
   })
 }
