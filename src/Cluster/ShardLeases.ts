@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto"
 import { Clock, Context, Data, Deferred, Duration, Effect, Layer, Schedule } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { RedisClient, type RedisConnection } from "../Redis/RedisClient.ts"
-import { ShardPlan } from "../Shard/ShardPlan.ts"
+import { ShardPlan } from "./ShardPlan.ts"
 
 export const LEASE_TTL_MS = 10_000
 const RENEW_EVERY_MS = 3_000

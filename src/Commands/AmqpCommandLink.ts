@@ -11,7 +11,7 @@ import type { ConfirmChannel } from "amqplib"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { type AmqpLink, makeAmqpLink } from "../Broker/AmqpLink.ts"
 import { BrokerError } from "../Broker/Broker.ts"
-import { ShardPlan } from "../Shard/ShardPlan.ts"
+import { ShardPlan } from "../Cluster/ShardPlan.ts"
 
 export const SEND_KEY = "SEND"
 export const sendQueue = (group: string): string => `${group}:${SEND_KEY}`

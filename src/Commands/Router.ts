@@ -8,7 +8,7 @@
 // shard, this process's own included: a shard's backlog then waits in the broker, where it is
 // durable, and each inbox is acknowledged only once its payload was written to Discord.
 import { Context, Effect, Layer, Random, Semaphore } from "effect"
-import { ShardPlan } from "../Shard/ShardPlan.ts"
+import { ShardPlan } from "../Cluster/ShardPlan.ts"
 import { type CommandJob, ShardCommands } from "../Shard/ShardCommands.ts"
 import { type Command, decodeCommand, decodeEnvelope } from "./Command.ts"
 import { CommandStats } from "./CommandStats.ts"

@@ -8,8 +8,8 @@ import { Clock, Context, Duration, Effect, Layer, Redacted, Semaphore } from "ef
 import { AppConfig } from "../Config/AppConfig.ts"
 import { RedisClient } from "../Redis/RedisClient.ts"
 import { errorText, outageLog } from "../Resilience/OutageLog.ts"
-import { SessionBudget } from "../Shard/SessionBudget.ts"
-import { ShardPlan } from "../Shard/ShardPlan.ts"
+import { SessionBudget } from "./SessionBudget.ts"
+import { ShardPlan } from "../Cluster/ShardPlan.ts"
 import { IdentifyStore, makeHolderIds, MemoryIdentifyStoreLive, RedisIdentifyStoreLive } from "./IdentifyStore.ts"
 import type { IdentifyStoreShape } from "./IdentifyStore.ts"
 

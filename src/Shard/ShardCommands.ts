@@ -1,7 +1,7 @@
 // The one queue of commands per shard: the command router writes it, the shard's sender reads it
 // (in order, only on a READY or RESUMED connection, paced by the send window).
 import { Context, Effect, Layer, Queue } from "effect"
-import { ShardPlan } from "./ShardPlan.ts"
+import { ShardPlan } from "../Cluster/ShardPlan.ts"
 
 export interface CommandJob {
   /** `{"op":N,"d":...}` text. */

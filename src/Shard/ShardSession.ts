@@ -27,7 +27,7 @@ import { type Attempt, reconnectSchedule } from "./Reconnect.ts"
 import { type CommandJob, ShardCommands } from "./ShardCommands.ts"
 import { type Action, dialUrl, initialState, type Input, makeShardMachine, type Outgoing, type ShardState } from "./ShardMachine.ts"
 import { SessionCursor } from "./SessionCursor.ts"
-import { ShardPlan } from "./ShardPlan.ts"
+import { ShardPlan } from "../Cluster/ShardPlan.ts"
 import { ShardStatus } from "./ShardStatus.ts"
 
 /** A close code after which retrying cannot help; the gateway stops. */

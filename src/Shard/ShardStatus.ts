@@ -1,6 +1,6 @@
 // Which shards are live now, for the startup progress line, /readyz and metrics.
 import { Clock, Context, Effect, Layer } from "effect"
-import { ShardPlan } from "./ShardPlan.ts"
+import { ShardPlan } from "../Cluster/ShardPlan.ts"
 
 export type ShardState = "connecting" | "identifying" | "resuming" | "ready" | "reconnecting"
 

@@ -7,9 +7,9 @@ import { Backoffs } from "../Resilience/Backoff.ts"
 import { Readiness } from "../Resilience/Readiness.ts"
 import { supervise, type WorkerBroken } from "../Resilience/Supervisor.ts"
 import { ShardStore } from "../ShardStore/ShardStore.ts"
-import { SessionBudget } from "./SessionBudget.ts"
+import { SessionBudget } from "../RateLimiter/SessionBudget.ts"
 import { type ShardClaimed, ShardLeases } from "../Cluster/ShardLeases.ts"
-import { ShardPlan } from "./ShardPlan.ts"
+import { ShardPlan } from "../Cluster/ShardPlan.ts"
 import { type FatalGatewayError, ShardSession } from "./ShardSession.ts"
 
 export class Sharder extends Context.Service<Sharder, {

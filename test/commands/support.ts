@@ -4,7 +4,7 @@ import { Effect, Layer } from "effect"
 import { CommandForwarder } from "../../src/Commands/Forwarder.ts"
 import { CommandStats } from "../../src/Commands/CommandStats.ts"
 import { CommandRouterLive } from "../../src/Commands/Router.ts"
-import { ShardPlan } from "../../src/Shard/ShardPlan.ts"
+import { ShardPlan } from "../../src/Cluster/ShardPlan.ts"
 import { makeShardCommands, ShardCommands } from "../../src/Shard/ShardCommands.ts"
 import type { GatewayProcess } from "../support/gateway.ts"
 

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { freePort } from "../brokers/support.ts"
 import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { reaper, spawnGateway } from "../support/gateway.ts"
-import { readServerAnswer, refusal } from "../../src/Discord/Rest.ts"
+import { readServerAnswer, refusal } from "../../src/Rest/DiscordRest.ts"
 
 const TOKEN = "rest-answers-token-5551"
 const procs = reaper()

@@ -2,7 +2,7 @@
 // it says, Discord's /gateway/bot answer for the rest.
 import { Context, Effect, Layer } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
-import { DiscordRest, type GatewayBot } from "../Discord/Rest.ts"
+import { DiscordRest, type GatewayBot } from "../Rest/DiscordRest.ts"
 
 export interface ShardPlanShape {
   /** Gateway url without query (from /gateway/bot). */

@@ -1,5 +1,5 @@
 // GET /gateway/bot: the gateway url, Discord's recommended shard count and the session budget.
-import { USER_AGENT } from "./UserAgent.ts"
+import { USER_AGENT } from "../Discord/UserAgent.ts"
 import { Context, Data, Duration, Effect, Layer, Redacted, Schedule, Schema } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { Backoffs, backoffSchedule } from "../Resilience/Backoff.ts"

@@ -2,9 +2,9 @@
 // spend none, and running out resets the bot token. So the gateway never spends the last ones
 // blindly: when fewer are left than it needs, it says so and waits for Discord's reset.
 import { Clock, Context, Duration, Effect, Layer, Semaphore } from "effect"
-import { DiscordRest } from "../Discord/Rest.ts"
+import { DiscordRest } from "../Rest/DiscordRest.ts"
 import { GatewayStats } from "../Metrics/GatewayStats.ts"
-import { ShardPlan } from "./ShardPlan.ts"
+import { ShardPlan } from "../Cluster/ShardPlan.ts"
 
 export class SessionBudget extends Context.Service<SessionBudget, {
   /** Before a start-up that will identify `count` shards: waits while fewer starts are left. */
