@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest"
 import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { freePort, startTcpProxy } from "../brokers/support.ts"
 import { reaper, spawnGateway } from "../support/gateway.ts"
+import { sampleOutboxPeak } from "../support/outboxPeak.ts"
 import { AMQP_URL, amqpAvailable } from "../support/services.ts"
 
 const procs = reaper()
@@ -24,12 +25,6 @@ afterEach(async () => {
 const BUFFER = 100
 const HEARTBEAT_MS = 1_000
 const OUTAGE_MS = 45_000
-
-const metric = async (port: number, name: string): Promise<number> => {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
-  return line === undefined ? Number.NaN : Number(line.split(" ").at(-1))
-}
 
 describe.skipIf(!amqpAvailable)("a long broker outage", () => {
   it("drops no connection, holds at most the buffer, and delivers again within ~2 s of the broker's return", async () => {
@@ -82,15 +77,7 @@ describe.skipIf(!amqpAvailable)("a long broker outage", () => {
       }
       n++
     }, 25)
-    let peak = 0
-    let sampling = true
-    const sampler = (async () => {
-      while (sampling) {
-        const depth = await metric(metricsPort, "gateway_outbox_events").catch(() => Number.NaN)
-        if (!Number.isNaN(depth)) peak = Math.max(peak, depth)
-        await new Promise((r) => setTimeout(r, 50))
-      }
-    })()
+    const sampler = sampleOutboxPeak(metricsPort, 50)
     try {
       await new Promise((r) => setTimeout(r, 2_000))
       await proxy.cut()
@@ -112,8 +99,7 @@ describe.skipIf(!amqpAvailable)("a long broker outage", () => {
       clearInterval(loader)
       const deadline = Date.now() + 30_000
       while (Date.now() < deadline && !sent.every((m) => markers.has(m))) await new Promise((r) => setTimeout(r, 200))
-      sampling = false
-      await sampler
+      const peak = await sampler.stop()
       console.log(`long outage: ${OUTAGE_MS / 1000}s, ${sent.length} events, outbox peak ${peak} (buffer ${BUFFER}), delivery restarted ${restartedAfterMs} ms after the broker's return, connections ${fake.counters.connections - connectionsBefore} new`)
       expect(sent.filter((m) => !markers.has(m))).toEqual([])
       expect(peak).toBeLessThanOrEqual(BUFFER)
@@ -123,7 +109,7 @@ describe.skipIf(!amqpAvailable)("a long broker outage", () => {
       expect(gateway.stderr()).not.toMatch(/zombie/)
     } finally {
       clearInterval(loader)
-      sampling = false
+      await sampler.stop()
     }
   }, 150_000)
 })

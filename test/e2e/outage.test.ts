@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest"
 import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { freePort, startTcpProxy } from "../brokers/support.ts"
 import { reaper, spawnGateway } from "../support/gateway.ts"
+import { sampleOutboxPeak } from "../support/outboxPeak.ts"
 import { startOwnRedis } from "../support/redisServer.ts"
 import { AMQP_URL, amqpAvailable, redisAvailable } from "../support/services.ts"
 
@@ -28,13 +29,6 @@ const load = async (fake: FakeDiscord, midway: () => Promise<void>) => {
     if (i <= TOTAL / 2 && i + perTick > TOTAL / 2) await midway()
     await new Promise((r) => setTimeout(r, 15))
   }
-}
-
-/** The metric value of the gateway's buffer depth, read from /metrics. */
-const metric = async (port: number, name: string): Promise<number> => {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
-  return line === undefined ? Number.NaN : Number(line.split(" ").at(-1))
 }
 
 /** Checks a delivery: every marker present, and per shard the first copies in increasing seq order. */
@@ -69,15 +63,7 @@ describe.skipIf(!redisAvailable)("Redis restarted mid-load", () => {
     }))
     await fake.waitFor(() => fake.readyShards().length === SHARDS, 20_000, "ready")
 
-    let peak = 0
-    let sampling = true
-    const sampler = (async () => {
-      while (sampling) {
-        const depth = await metric(metricsPort, "gateway_outbox_events").catch(() => Number.NaN)
-        if (!Number.isNaN(depth)) peak = Math.max(peak, depth)
-        await new Promise((r) => setTimeout(r, 20))
-      }
-    })()
+    const sampler = sampleOutboxPeak(metricsPort, 20)
     await load(fake, async () => {
       await redis.kill()
       await new Promise((r) => setTimeout(r, 1_500))
@@ -93,8 +79,7 @@ describe.skipIf(!redisAvailable)("Redis restarted mid-load", () => {
       if (new Set(entries.map((e) => e.marker)).size >= TOTAL) break
       await new Promise((r) => setTimeout(r, 200))
     }
-    sampling = false
-    await sampler
+    const peak = await sampler.stop()
     const duplicates = checkDelivery(entries)
     console.log(`Redis restart mid-load: ${TOTAL} events delivered, ${duplicates} duplicate(s), outbox peak ${peak} (buffer ${BUFFER})`)
     // Strict: what a paused socket had already read waits in its shard, not in the outbox.
