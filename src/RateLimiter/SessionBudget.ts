@@ -14,6 +14,9 @@ export class SessionBudget extends Context.Service<SessionBudget, {
   readonly remaining: () => number
 }>()("gateway/SessionBudget") {}
 
+/** After a refresh of the budget failed, the next try comes this much later. */
+export const REFRESH_RETRY_MS = 60_000
+
 /** Below this share of the total, every identify logs a warning. */
 const LOW_SHARE = 0.1
 
@@ -28,11 +31,21 @@ export const SessionBudgetLive = Layer.effect(
     // One reservation at a time, so concurrent shards see each other's spending.
     const lock = yield* Semaphore.make(1)
 
+    // A refused refresh (a 4xx: the token was revoked meanwhile, say) must not take the shards
+    // down: keep the last figures, say why, and ask again a minute later.
     const refresh = Effect.gen(function*() {
-      const bot = yield* rest.gatewayBot.pipe(Effect.orDie)
+      const answer = yield* Effect.result(rest.gatewayBot)
+      const now = yield* Clock.currentTimeMillis
+      if (answer._tag === "Failure") {
+        resetAt = now + REFRESH_RETRY_MS
+        return yield* Effect.logWarning(
+          `session start budget: could not read it again from /gateway/bot (${answer.failure.message}); trying again in ${REFRESH_RETRY_MS / 1000}s`
+        )
+      }
+      const bot = answer.success
       total = bot.session_start_limit.total
       remaining = bot.session_start_limit.remaining
-      resetAt = (yield* Clock.currentTimeMillis) + bot.session_start_limit.reset_after
+      resetAt = now + bot.session_start_limit.reset_after
     })
 
     const waitFor = (wanted: number) =>
