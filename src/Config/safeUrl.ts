@@ -1,5 +1,6 @@
 // Service URLs may carry a password (redis://:pw@host, amqp://user:pw@host). Everything we log or
 // put in an error goes through these helpers, so neither the password nor the raw URL leaks.
+import { errorText as messageOf } from "../Resilience/OutageLog.ts"
 import { Redacted } from "effect"
 
 /** `scheme://host:port/path` with the credentials and query dropped; "<invalid url>" if unparsable. */
@@ -33,8 +34,7 @@ export const scrub = (text: string, url: Redacted.Redacted<string> | string): st
 }
 
 /** The message of anything thrown, scrubbed of the URL's password. */
-export const errorText = (cause: unknown, url: Redacted.Redacted<string> | string): string =>
-  scrub(cause instanceof Error ? cause.message || cause.name : String(cause), url)
+export const errorText = (cause: unknown, url: Redacted.Redacted<string> | string): string => scrub(messageOf(cause), url)
 
 const safeDecode = (text: string): string => {
   try {

@@ -19,4 +19,5 @@ export const outageLog = (what: string) => {
   }
 }
 
-export const errorText = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+/** The message of anything thrown (its name when the message is empty). */
+export const errorText = (cause: unknown): string => (cause instanceof Error ? cause.message || cause.name : String(cause))

@@ -87,6 +87,8 @@ interface ShardRun {
   readonly shard: number
   /** Until when this process may act for the shard (its lease). */
   readonly lease: LeaseCell
+  /** Whether it may act now (reads and sends, checkpoint writes): the lease is still valid. */
+  readonly mayAct: () => boolean
   state: ShardState
   /** Delivery progress of the current session (the outbox's receipts). */
   cursor: SessionCursor | undefined
@@ -226,7 +228,7 @@ export const ShardSessionLive = Layer.effect(
             case "Established":
               // The cursor must exist before the READY itself is forwarded (next action).
               if (action.how === "ready" || sh.cursor === undefined) {
-                sh.cursor = new SessionCursor(shard, action.session.id, action.session.resumeUrl, action.seq, sh.cursor?.writable ?? writableNow(sh))
+                sh.cursor = new SessionCursor(shard, action.session.id, action.session.resumeUrl, action.seq, sh.mayAct)
               }
               Queue.offerUnsafe(fiberActions, action)
               return
@@ -243,7 +245,7 @@ export const ShardSessionLive = Layer.effect(
         let lapsed = false
         const leaseHeld = () => {
           if (lapsed) return false
-          if (sh.lease.until === Number.POSITIVE_INFINITY || clock.currentTimeMillisUnsafe() < sh.lease.until) return true
+          if (sh.lease.until === Number.POSITIVE_INFINITY || sh.mayAct()) return true
           lapsed = true
           conn?.pause()
           Queue.offerUnsafe(fiberActions, { _tag: "End", ending: Endings.leaseLapsed })
@@ -440,7 +442,6 @@ export const ShardSessionLive = Layer.effect(
         }
       })
 
-    const writableNow = (sh: ShardRun) => () => clock.currentTimeMillisUnsafe() < sh.lease.until
     const nextLabel = (sh: ShardRun) => (sh.state.session === undefined ? "identifying" : "resuming")
 
     const run = (shard: number): Effect.Effect<never, FatalGatewayError> =>
@@ -449,12 +450,13 @@ export const ShardSessionLive = Layer.effect(
           Effect.catch((error) => Effect.as(Effect.logWarning(`${error.message}; identifying afresh`), undefined))
         )
         const lease = leases.cell(shard)
-        const writable = () => clock.currentTimeMillisUnsafe() < lease.until
+        const mayAct = () => clock.currentTimeMillisUnsafe() < lease.until
         const sh: ShardRun = {
           shard,
           lease,
+          mayAct,
           state: initialState(stored && { session: { id: stored.sessionId, resumeUrl: stored.resumeUrl }, seq: stored.seq }),
-          cursor: stored ? new SessionCursor(shard, stored.sessionId, stored.resumeUrl, stored.seq, writable) : undefined,
+          cursor: stored ? new SessionCursor(shard, stored.sessionId, stored.resumeUrl, stored.seq, mayAct) : undefined,
           carried: undefined,
           overflow: [],
           overflowHead: 0
