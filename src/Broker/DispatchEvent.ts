@@ -4,6 +4,12 @@
  */
 export interface DeliveryReceipt {
   readonly accepted: (seq: number) => void
+  /**
+   * Whether this process may still publish the event: it holds the event's shard under the same
+   * lease it was read in. False for good once the lease lapsed or moved: a stale event is dropped
+   * (not published, not accepted), and whoever runs the shard now replays it from the checkpoint.
+   */
+  readonly current: () => boolean
 }
 
 /** One dispatch on its way to the broker. `data` is the payload's `d` exactly as Discord sent it. */
@@ -14,4 +20,6 @@ export interface DispatchEvent {
   /** JSON text of `d`, sliced out of the payload without parsing it. */
   readonly data: string
   readonly receipt: DeliveryReceipt
+  /** The epoch of the shard's lease it was read under (0 without leases): brokers fence on it. */
+  readonly epoch: number
 }

@@ -33,6 +33,8 @@ export class ShardClaimed extends Data.TaggedError("ShardClaimed")<{ readonly sh
 /** Until when (Effect clock, ms) this process may act for a shard. Read on the hot path: a plain field. */
 export interface LeaseCell {
   until: number
+  /** Increases with every claim of the shard by any process: brokers refuse publishes of older epochs. */
+  readonly epoch: number
 }
 
 export class ShardLeases extends Context.Service<ShardLeases, {
@@ -60,7 +62,7 @@ const makeLeases = (redis: RedisConnection, prefix: string, shards: ReadonlyArra
     const clock = yield* Clock.clockWith(Effect.succeed)
     const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: run, catch: (e) => e })
     const cells = new Map<number, LeaseCell>()
-    for (const shard of shards) cells.set(shard, { until: 0 })
+    for (const shard of shards) cells.set(shard, { until: 0, epoch: 0 })
     // Measured from when the request left: the lease in Redis cannot expire sooner than that.
     const extend = (shard: number, sentAt: number) => {
       cells.get(shard)!.until = sentAt + LEASE_TTL_MS - LEASE_SAFETY_MS
@@ -147,7 +149,7 @@ export const RedisShardLeasesLive = Layer.effect(
   })
 )
 
-const forever: LeaseCell = { until: Number.POSITIVE_INFINITY }
+const forever: LeaseCell = { until: Number.POSITIVE_INFINITY, epoch: 0 }
 
 /** Without Redis there is nothing to coordinate with: every shard is always held. */
 export const NoShardLeases = Layer.succeed(

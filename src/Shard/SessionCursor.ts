@@ -20,9 +20,12 @@ export class SessionCursor implements DeliveryReceipt, CheckpointSource {
 
   /** False while this process may not write the shard's checkpoint (its lease lapsed). */
   readonly writable: () => boolean
+  /** Whether events read on this cursor may still be published (the same lease holds). */
+  readonly current: () => boolean
 
   constructor(shard: number, sessionId: string, resumeUrl: string, seq: number, writable: () => boolean = () => true) {
     this.writable = writable
+    this.current = writable
     this.shard = shard
     this.sessionId = sessionId
     this.resumeUrl = resumeUrl

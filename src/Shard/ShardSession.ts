@@ -202,7 +202,7 @@ export const ShardSessionLive = Layer.effect(
         const forward = (t: string, seq: number) => {
           const cursor = sh.cursor!
           cursor.forwarded(seq)
-          const event: DispatchEvent = { shard, t, seq, data: dText.slice(dStart, dEnd), receipt: cursor }
+          const event: DispatchEvent = { shard, t, seq, data: dText.slice(dStart, dEnd), receipt: cursor, epoch: sh.lease.epoch }
           if (sh.overflow.length === 0 && outbox.offer(event)) return
           sh.overflow.push(event)
           if (paused) return

@@ -19,7 +19,7 @@ const makeEvents = (count: number) => {
   const acked = new Map<number, Array<number>>([[0, []], [1, []]])
   const events: Array<DispatchEvent> = Array.from({ length: count }, (_, i) => {
     const shard = i % 2
-    return { shard, t: "MESSAGE_CREATE", seq: i + 1, data: `{"n":${i}}`, receipt: { accepted: (seq) => void acked.get(shard)!.push(seq) } }
+    return { shard, t: "MESSAGE_CREATE", seq: i + 1, data: `{"n":${i}}`, receipt: { accepted: (seq) => void acked.get(shard)!.push(seq), current: () => true }, epoch: 0 }
   })
   return { events, acked }
 }

@@ -26,7 +26,8 @@ const events = (name: string, from: number, count: number): Array<DispatchEvent>
     t: name,
     seq: from + i,
     data: `{"n":${from + i}}`,
-    receipt: { accepted: () => {} }
+    receipt: { accepted: () => {}, current: () => true },
+    epoch: 0
   }))
 
 const privateServer = Effect.acquireRelease(

@@ -52,7 +52,8 @@ export const fakeEvent = (t: string, shard: number, seq: number, d: unknown): Di
   shard,
   seq,
   data: JSON.stringify(d),
-  receipt: { accepted: () => {} }
+  receipt: { accepted: () => {}, current: () => true },
+    epoch: 0
 })
 
 /** `count` events spread over the given names and two shards, seq increasing per shard. */

@@ -361,7 +361,7 @@ describe("supervision, in-process", () => {
 describe("leases, in-process", () => {
   it.effect("a shard whose lease lapsed stops reading and sending at once, and resumes only once it holds the lease again", () =>
     Effect.gen(function*() {
-      const cell: LeaseCell = { until: Number.POSITIVE_INFINITY }
+      const cell: LeaseCell = { until: Number.POSITIVE_INFINITY, epoch: 0 }
       const leases = Layer.succeed(ShardLeases, ShardLeases.of({
         lost: Effect.never,
         cell: () => cell,
