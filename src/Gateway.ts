@@ -36,6 +36,8 @@ export const runGateway = (stop: Deferred.Deferred<string>, started: Deferred.De
 
     yield* Effect.logInfo(`${signal}: shutting down`)
     status.markStopping()
+    // A cluster member leaves first: the others take its shards as soon as their leases are released.
+    yield* sharder.leave
     // No new commands; those already taken are still sent while the sockets stay open below.
     yield* commands.stop
     session.stopReading()

@@ -28,6 +28,9 @@ import { IdentifyLimiterLive, MemoryRateLimiterLive, RedisRateLimiterLive } from
 import { RedisClient, type RedisClientError } from "./Redis/RedisClient.ts"
 import { SessionBudgetLive } from "./RateLimiter/SessionBudget.ts"
 import { NoShardLeases, RedisShardLeasesLive } from "./Cluster/ShardLeases.ts"
+import { RedisMembershipLive } from "./Cluster/Membership.ts"
+import { isAutomatic, ShardOwnershipLive } from "./Cluster/ShardOwnership.ts"
+import { NoPublishFence } from "./Broker/Fence.ts"
 import { CheckpointerLive } from "./ShardStore/Checkpointer.ts"
 import { shardStoreLayer } from "./ShardStore/layers.ts"
 import { ShardPlan } from "./Cluster/ShardPlan.ts"
@@ -53,8 +56,13 @@ const appLayer = (config: GatewayConfig) => {
     Layer.provide(redis ? redisRequired(RedisRateLimiterLive) : MemoryRateLimiterLive),
     Layer.provideMerge(budget)
   )
-  const leases = redis ? redisRequired(RedisShardLeasesLive) : NoShardLeases
-  const core = Layer.mergeAll(limiter, store, leases, OutboxLive, ShardStatusLive, brokerLayer(config))
+  const fence = NoPublishFence
+  const leases = redis ? redisRequired(RedisShardLeasesLive).pipe(Layer.provide(fence)) : NoShardLeases
+  // Processes sharing Redis and no fixed shard ids form a cluster: they split the shards by themselves.
+  const cluster = isAutomatic(config)
+    ? Layer.mergeAll(ShardOwnershipLive, redisRequired(RedisMembershipLive)).pipe(Layer.provideMerge(leases))
+    : Layer.merge(ShardOwnershipLive, leases)
+  const core = Layer.mergeAll(limiter, store, cluster, OutboxLive, ShardStatusLive, brokerLayer(config))
   const session = ShardSessionLive.pipe(Layer.provideMerge(core), Layer.provideMerge(Layer.mergeAll(TransportLive, ShardCommandsLive)))
   const shards = SharderLive.pipe(Layer.provideMerge(session), Layer.provideMerge(plan))
   const app = commandsLayer(config).pipe(Layer.provideMerge(shards))

@@ -339,7 +339,7 @@ describe("defaults", () => {
     const cwd = tempDir()
     const config = await load({ env: BASE_ENV, cwd })
     expect(config.intents).toBe(53575421)
-    expect(config.shards).toEqual({ count: undefined, ids: undefined })
+    expect(config.shards).toEqual({ count: undefined, ids: undefined, max: undefined })
     expect(config.gatewayVersion).toBe(10)
     expect(config.compress).toBe("zlib-stream")
     expect(config.api).toEqual({ scheme: "https", host: "discord.com", version: 10 })
@@ -466,7 +466,7 @@ describe("shards", () => {
     )
     await expectError({ env: BASE_ENV, toml: "[shards]\ncount = 0" }, "shards.count", "got 0")
     await expectError({ env: BASE_ENV, toml: `[shards]\ncount = "4"` }, "shards.count", `got "4"`)
-    expect((await load({ env: { ...BASE_ENV, DISCORD_SHARD_COUNT: "4" } })).shards).toEqual({ count: 4, ids: undefined })
+    expect((await load({ env: { ...BASE_ENV, DISCORD_SHARD_COUNT: "4" } })).shards).toEqual({ count: 4, ids: undefined, max: undefined })
   })
 
   it("expands ranges, sorts and dedupes", async () => {

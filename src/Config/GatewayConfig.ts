@@ -22,6 +22,8 @@ export interface GatewayConfig {
     readonly count: number | undefined
     /** undefined: every id in [0, count). Sorted, unique. */
     readonly ids: ReadonlyArray<number> | undefined
+    /** Automatic cluster: the most shards this process runs (undefined: no limit). */
+    readonly max: number | undefined
   }
   readonly gatewayVersion: number
   readonly compress: Compression

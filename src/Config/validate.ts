@@ -137,6 +137,9 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
       }
       ids = yield* shardIds(idsRaw, count, countRaw!.name)
     }
+    // The most shards one process of an automatic cluster runs; undefined: as many as there are.
+    const maxRaw = get("shards.max", "DISCORD_SHARD_MAX")
+    const max = maxRaw === undefined ? undefined : yield* positiveInt(maxRaw, "shards")
 
     const gatewayVersion = yield* orDefault(get("gateway_version", "DISCORD_GATEWAY_VERSION"), (r) => positiveInt(r, "the API version, e.g. 10"), 10)
     const compress = yield* orDefault(get("compress", "DISCORD_COMPRESS"), (r) => oneOf(r, COMPRESSIONS, "compression"), "zlib-stream")
@@ -207,7 +210,7 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
       token: botToken,
       events: eventSet,
       intents,
-      shards: { count, ids },
+      shards: { count, ids, max },
       gatewayVersion,
       compress,
       api,

@@ -70,8 +70,14 @@ const protocolWarnings = Metric.counter("gateway_protocol_warnings_total", {
 })
 
 export class ShardSession extends Context.Service<ShardSession, {
-  /** Runs the shard until interrupted; fails only when Discord says retrying cannot help. */
-  readonly run: (shard: number) => Effect.Effect<never, FatalGatewayError>
+  /** Runs the shard under its lease until interrupted; fails only when Discord says retrying cannot help. */
+  readonly run: (shard: number, lease: LeaseCell) => Effect.Effect<never, FatalGatewayError>
+  /**
+   * The first half of a handoff: stops reading the shard and waits (up to `timeoutMs`) until
+   * every event it read was accepted by the broker. True when nothing is left in flight; the
+   * caller then writes the checkpoint and ends the run (closing with a resumable code).
+   */
+  readonly drain: (shard: number, timeoutMs: number) => Effect.Effect<boolean>
   /** Stop reading every socket: frames not read are replayed by the next RESUME. */
   readonly stopReading: () => void
 }>()("gateway/ShardSession") {}
@@ -98,6 +104,10 @@ interface ShardRun {
    * belong to the session, not the connection: a new connection waits for them to go first. */
   overflow: Array<DispatchEvent>
   overflowHead: number
+  /** False once a handoff began: nothing more is read for this shard. */
+  reading: boolean
+  /** The open connection, if any. */
+  connection: Connection | undefined
 }
 
 export const ShardSessionLive = Layer.effect(
@@ -197,7 +207,7 @@ export const ShardSessionLive = Layer.effect(
           sh.overflow = []
           sh.overflowHead = 0
           paused = false
-          if (reading) conn?.resume()
+          if (reading && sh.reading) conn?.resume()
         }
         const forward = (t: string, seq: number) => {
           const cursor = sh.cursor!
@@ -299,8 +309,8 @@ export const ShardSessionLive = Layer.effect(
 
         // The hot path: most payloads are dispatches forwarded or skipped without a parse.
         const readPayload = (text: string) => {
-          // Stopped for shutdown: what is not read now is replayed by the next RESUME.
-          if (!reading) return
+          // Stopped for shutdown or a handoff: what is not read now is replayed by the next RESUME.
+          if (!reading || !sh.reading) return
           heard = true
           const env = readEnvelope(text)
           if (env !== undefined && env.undecodable !== undefined) {
@@ -325,7 +335,7 @@ export const ShardSessionLive = Layer.effect(
         }
         const onPayload = guarded(readPayload)
 
-        yield* leases.awaitHeld(shard)
+        yield* leases.awaitHeld(sh.lease)
         yield* status.set(shard, "connecting")
         const url = gatewayUrl(dialUrl(sh.state, plan.url), config)
         const shown = url.split("?")[0] ?? url
@@ -354,9 +364,15 @@ export const ShardSessionLive = Layer.effect(
         }
         const connection = opened.success
         conn = connection
+        sh.connection = connection
         connections.add(connection)
-        yield* Effect.addFinalizer(() => Effect.sync(() => connections.delete(connection)))
-        if (!reading) connection.pause()
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            connections.delete(connection)
+            if (sh.connection === connection) sh.connection = undefined
+          })
+        )
+        if (!reading || !sh.reading) connection.pause()
         // Events of an earlier connection still wait for the outbox: they go first.
         if (sh.overflowHead < sh.overflow.length) {
           paused = true
@@ -444,12 +460,13 @@ export const ShardSessionLive = Layer.effect(
 
     const nextLabel = (sh: ShardRun) => (sh.state.session === undefined ? "identifying" : "resuming")
 
-    const run = (shard: number): Effect.Effect<never, FatalGatewayError> =>
+    const runs = new Map<number, ShardRun>()
+
+    const run = (shard: number, lease: LeaseCell): Effect.Effect<never, FatalGatewayError> =>
       Effect.gen(function*() {
         const stored = yield* store.load(shard).pipe(
           Effect.catch((error) => Effect.as(Effect.logWarning(`${error.message}; identifying afresh`), undefined))
         )
-        const lease = leases.cell(shard)
         const mayAct = () => clock.currentTimeMillisUnsafe() < lease.until
         const sh: ShardRun = {
           shard,
@@ -459,8 +476,12 @@ export const ShardSessionLive = Layer.effect(
           cursor: stored ? new SessionCursor(shard, stored.sessionId, stored.resumeUrl, stored.seq, mayAct) : undefined,
           carried: undefined,
           overflow: [],
-          overflowHead: 0
+          overflowHead: 0,
+          reading: true,
+          connection: undefined
         }
+        runs.set(shard, sh)
+        yield* Effect.addFinalizer(() => Effect.sync(() => runs.get(shard) === sh && runs.delete(shard)))
         if (stored) yield* Effect.logInfo(`found stored session ${stored.sessionId} at seq ${stored.seq}; resuming`)
         const attempt = Effect.scoped(connectOnce(sh)).pipe(
           Effect.tap((attempt) =>
@@ -474,10 +495,23 @@ export const ShardSessionLive = Layer.effect(
         )
         yield* Effect.repeat(attempt, reconnectSchedule())
         return yield* Effect.die(new Error("the reconnect schedule ended"))
-      }).pipe(Effect.annotateLogs({ shard }))
+      }).pipe(Effect.scoped, Effect.annotateLogs({ shard }))
+
+    const drain = (shard: number, timeoutMs: number) =>
+      Effect.gen(function*() {
+        const sh = runs.get(shard)
+        if (sh === undefined) return true
+        sh.reading = false
+        sh.connection?.pause()
+        const settled = () => sh.overflowHead >= sh.overflow.length && (sh.cursor === undefined || sh.cursor.pending === 0)
+        const deadline = clock.currentTimeMillisUnsafe() + timeoutMs
+        while (!settled() && clock.currentTimeMillisUnsafe() < deadline) yield* Effect.sleep(Duration.millis(10))
+        return settled()
+      })
 
     return ShardSession.of({
       run,
+      drain,
       stopReading: () => {
         reading = false
         for (const connection of connections) connection.pause()

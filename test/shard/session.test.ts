@@ -363,11 +363,15 @@ describe("leases, in-process", () => {
     Effect.gen(function*() {
       const cell: LeaseCell = { until: Number.POSITIVE_INFINITY, epoch: 0 }
       const leases = Layer.succeed(ShardLeases, ShardLeases.of({
-        lost: Effect.never,
-        cell: () => cell,
+        owner: "test",
+        tryClaim: () => Effect.succeed(cell),
+        claim: () => Effect.succeed(cell),
+        release: () => Effect.void,
+        lost: () => Effect.never,
         awaitHeld: () => Effect.gen(function*() {
           while (cell.until <= 0) yield* Effect.sleep("100 millis")
-        })
+        }),
+        holders: (shards) => Effect.succeed(shards.map(() => undefined))
       }))
       const h = yield* makeHarness({ leases })
       yield* readyWith(h, 0, 3)

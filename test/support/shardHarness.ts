@@ -15,6 +15,7 @@ import { makeShardCommands, ShardCommands } from "../../src/Shard/ShardCommands.
 import { ShardPlan } from "../../src/Cluster/ShardPlan.ts"
 import { Sharder, SharderLive } from "../../src/Shard/Sharder.ts"
 import { NoShardLeases, ShardLeases } from "../../src/Cluster/ShardLeases.ts"
+import { makeShardOwnership, ShardOwnership } from "../../src/Cluster/ShardOwnership.ts"
 import { ShardSession, ShardSessionLive } from "../../src/Shard/ShardSession.ts"
 import { ShardStatus, ShardStatusLive } from "../../src/Shard/ShardStatus.ts"
 import { Checkpointer, CheckpointerLive } from "../../src/ShardStore/Checkpointer.ts"
@@ -71,7 +72,8 @@ export const makeHarness = (options: HarnessOptions = {}) =>
       CheckpointerLive,
       ShardStatusLive,
       Layer.effect(ShardCommands, makeShardCommands(shardIds)),
-      options.leases ?? NoShardLeases
+      options.leases ?? NoShardLeases,
+      Layer.effect(ShardOwnership, makeShardOwnership(false, shardIds))
     ).pipe(Layer.provideMerge(base))
     const sessions = ShardSessionLive.pipe(Layer.provideMerge(deps))
     const context = yield* Layer.build(
@@ -106,7 +108,13 @@ export const makeHarness = (options: HarnessOptions = {}) =>
     ])
     const fibers = new Map<number, Fiber.Fiber<never, unknown>>()
     if (options.sharder) fibers.set(-1, yield* Effect.forkScoped(Context.get(context, Sharder).run.pipe(Effect.provide(capture))))
-    else for (const id of shardIds) fibers.set(id, yield* Effect.forkScoped(session.run(id).pipe(Effect.provide(capture))))
+    else {
+      const leases = Context.get(context, ShardLeases)
+      for (const id of shardIds) {
+        const cell = yield* Effect.orDie(leases.claim(id))
+        fibers.set(id, yield* Effect.forkScoped(session.run(id, cell).pipe(Effect.provide(capture))))
+      }
+    }
 
     /** Moves the test clock in small steps until `ready` holds (fails after `maxMs`). */
     const until = (ready: () => boolean, what: string, maxMs = 120_000, stepMs = 50) =>
