@@ -467,6 +467,8 @@ describe("shards", () => {
     await expectError({ env: BASE_ENV, toml: "[shards]\ncount = 0" }, "shards.count", "got 0")
     await expectError({ env: BASE_ENV, toml: `[shards]\ncount = "4"` }, "shards.count", `got "4"`)
     expect((await load({ env: { ...BASE_ENV, DISCORD_SHARD_COUNT: "4" } })).shards).toEqual({ count: 4, ids: undefined, max: undefined })
+    expect((await load({ env: { ...BASE_ENV, DISCORD_SHARD_MAX: "3" } })).shards.max).toBe(3)
+    await expectError({ env: BASE_ENV, toml: "[shards]\nmax = 0" }, "shards.max", "got 0")
   })
 
   it("expands ranges, sorts and dedupes", async () => {

@@ -181,4 +181,55 @@ describe("an elastic cluster of identical processes", () => {
       await fake.close()
     }
   }, 240_000)
+
+  it("a member frozen (SIGSTOP) for twice the lease TTL: its shards move, no two connections of a shard ever run at once, and it publishes nothing after it lost its leases", async () => {
+    // A short heartbeat, so the fake (like Discord) stops counting a frozen process's sockets as live.
+    const fake = await startFakeDiscord({ token: TOKEN, shardCount: SHARDS, maxConcurrency: 4, heartbeatIntervalMs: 2_000 })
+    try {
+      const gateways = await startCluster(fake, 3)
+      await until("an even split", async () => balanced(await ownedBy(gateways), 4), 30_000)
+      const frozen = gateways[0]!
+      const itsShards = (await ownedBy([frozen]))[0]!
+      // Which connection each marker went to: the frozen process's own are the ones to watch.
+      const itsConnections = new Set(itsShards.map((s) => fake.sessionOf(s)?.connectionId))
+      const sentTo = new Map<string, number | undefined>()
+      const traffic = load(fake)
+      const watch = setInterval(() => {
+        for (const m of traffic.sent) if (!sentTo.has(m)) sentTo.set(m, fake.sessionOf(Number(m.slice(2)) % SHARDS)?.connectionId)
+      }, 5)
+      await sleep(1_000)
+      frozen.child.kill("SIGSTOP")
+      const stoppedAt = Date.now()
+      await until("the others run every shard", async () => {
+        const owned = (await ownedBy(gateways.slice(1))).flat()
+        return new Set(owned).size === SHARDS && fake.readyShards().length === SHARDS
+      }, (LEASE_TTL_S + 20) * 1000)
+      await sleep(Math.max(0, 2 * LEASE_TTL_S * 1000 - (Date.now() - stoppedAt)))
+      const wokeAt = (await client.time())[0]
+      frozen.child.kill("SIGCONT")
+      // It finds its leases gone, stays a member, and gets its share back by handoff.
+      await until("an even split again", async () => balanced(await ownedBy(gateways), 4), 60_000)
+      await sleep(1_000)
+      traffic.stop()
+      clearInterval(watch)
+
+      expect(fake.overlaps).toEqual([])
+      // Entries Redis took after the wake-up that carry markers read by the frozen process's old
+      // connections: only it could have published those then (the new owners replayed them long before).
+      const entries = await client.xrange("MESSAGE_CREATE", "-", "+")
+      const stale = entries.filter(([id, fields]) => {
+        const marker = (JSON.parse(fields[fields.indexOf("data") + 1]!) as { marker: string }).marker
+        return Number(id.split("-")[0]) >= Number(wokeAt) * 1000 && itsConnections.has(sentTo.get(marker))
+      })
+      expect(stale).toEqual([])
+      // The shards it never ran lost nothing.
+      const others = traffic.sent.filter((m) => !itsShards.includes(Number(m.slice(2)) % SHARDS))
+      const { lost } = await allDelivered(others)
+      expect(lost).toEqual([])
+      expect(frozen.child.exitCode).toBe(null)
+      console.log(`sigstop: ${traffic.sent.length} markers, ${stale.length} stale publishes, 0 overlaps; ${itsShards.length} shards moved and came back`)
+    } finally {
+      await fake.close()
+    }
+  }, 180_000)
 })

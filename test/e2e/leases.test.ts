@@ -1,4 +1,4 @@
-// Leases are enforced (issue: split brain on a lost lease). A process that cannot renew its
+// Leases are enforced with static shard ids (issue: split brain on a lost lease). A process that cannot renew its
 // shards' leases (cut off from Redis, or frozen by SIGSTOP) stops running them before another
 // process may take them over: the fake Discord never sees two live connections run one shard, and
 // every marker dispatched reaches one process or the other.
@@ -29,6 +29,9 @@ const gatewayEnv = (fakeDiscord: FakeDiscord, redisUrl: string, prefix: string) 
   DISCORD_API_PROTOCOL: "http",
   DISCORD_API_HOST: fakeDiscord.host,
   DISCORD_SHARD_COUNT: "2",
+  // Static shard ids: both processes are configured for the same shards (a misconfiguration the
+  // leases must contain). The automatic cluster's version of these cases is in elastic.test.ts.
+  DISCORD_SHARD_IDS: "0-1",
   SHARD_STORE_TYPE: "redis",
   SHARD_STORE_PREFIX: prefix,
   REDIS_URL: redisUrl,
