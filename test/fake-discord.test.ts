@@ -1,5 +1,6 @@
 // Protocol behaviour of the fake Discord, exercised with a raw `ws` client.
 import { Buffer } from "node:buffer"
+import { spawn } from "node:child_process"
 import zlib from "node:zlib"
 import { afterEach, describe, expect, it } from "vitest"
 import WebSocket from "ws"
@@ -7,6 +8,7 @@ import { FakeDiscord, startFakeDiscord } from "./fake-discord/FakeDiscord.ts"
 import type { FakeDiscordOptions } from "./fake-discord/FakeDiscord.ts"
 import { tagFrame } from "./fake-discord/delivery.ts"
 import { frameText } from "./fake-discord/protocol.ts"
+import { pidOfLocalPort } from "./support/socketOwner.ts"
 import { makeGuildCreate, makeMessageCreate } from "./fake-discord/events.ts"
 import { guildIdForShard, shardOf } from "./fake-discord/snowflake.ts"
 
@@ -848,5 +850,25 @@ describe("cluster support", () => {
     expect(JSON.parse(tagFrame(tricky, 7))).toEqual({ t: 'X","op":0,"d":{', s: 3, op: 0, d: { _conn: 7, a: 1 } })
     expect(JSON.parse(tagFrame(frameText("T", 1, 0, "{}"), 2)).d).toEqual({ _conn: 2 })
     expect(tagFrame(frameText("T", 1, 0, "null"), 2)).toBe(frameText("T", 1, 0, "null"))
+  })
+})
+
+describe("socket owner", () => {
+  it.skipIf(process.platform !== "linux")("finds the process behind a fake connection from its client port", async () => {
+    const fake = await start()
+    const child = spawn(process.execPath, ["-e", `const ws = new (require("ws"))(process.argv[1]); ws.on("message", () => {}); setInterval(() => {}, 1000)`, `${fake.gatewayUrl}/?v=10&encoding=json`], {
+      cwd: import.meta.dirname,
+      stdio: "ignore"
+    })
+    try {
+      const upgrade = await fake.waitFor(() => fake.upgrades[0], 10_000, "child connects")
+      expect(upgrade.remotePort).toBeGreaterThan(0)
+      expect(pidOfLocalPort(upgrade.remotePort!)).toBe(child.pid)
+      const own = await open(fake)
+      await own.next()
+      expect(pidOfLocalPort(fake.upgrades[1]!.remotePort!)).toBe(process.pid)
+    } finally {
+      child.kill()
+    }
   })
 })
