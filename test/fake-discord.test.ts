@@ -1,10 +1,14 @@
 // Protocol behaviour of the fake Discord, exercised with a raw `ws` client.
 import { Buffer } from "node:buffer"
+import { spawn } from "node:child_process"
 import zlib from "node:zlib"
 import { afterEach, describe, expect, it } from "vitest"
 import WebSocket from "ws"
-import { startFakeDiscord } from "./fake-discord/FakeDiscord.ts"
-import type { FakeDiscord, FakeDiscordOptions } from "./fake-discord/FakeDiscord.ts"
+import { FakeDiscord, startFakeDiscord } from "./fake-discord/FakeDiscord.ts"
+import type { FakeDiscordOptions } from "./fake-discord/FakeDiscord.ts"
+import { tagFrame } from "./fake-discord/delivery.ts"
+import { frameText } from "./fake-discord/protocol.ts"
+import { pidOfLocalPort } from "./support/socketOwner.ts"
 import { makeGuildCreate, makeMessageCreate } from "./fake-discord/events.ts"
 import { guildIdForShard, shardOf } from "./fake-discord/snowflake.ts"
 
@@ -704,5 +708,167 @@ describe("load", () => {
     const size = JSON.stringify(makeGuildCreate(guildIdForShard(0, 1, 0), { targetBytes: 5_000_000 })).length
     expect(size).toBeGreaterThan(4_500_000)
     expect(size).toBeLessThan(5_500_000)
+  })
+})
+
+describe("cluster support", () => {
+  const noBuckets: FakeDiscordOptions = { shardCount: 4, maxConcurrency: 16, enforceIdentifyLimit: false }
+
+  it("counts overlaps and concurrency per (shard id, shard count): a reshard's two generations are not an overlap", async () => {
+    const fake = await start(noBuckets)
+    const old = await open(fake)
+    await old.ready([1, 4])
+    const next = await open(fake)
+    await next.ready([1, 8])
+    expect(fake.overlaps).toEqual([])
+    expect([fake.maxConcurrent(1, 4), fake.maxConcurrent(1, 8), fake.maxConcurrent(2, 4)]).toEqual([1, 1, 0])
+    const twin = await open(fake)
+    await twin.ready([1, 4])
+    expect(fake.overlaps).toEqual([expect.objectContaining({ shardId: 1, shardCount: 4, how: "identify" })])
+    expect([fake.maxConcurrent(1, 4), fake.maxConcurrent(1, 8), fake.maxConcurrent(1)]).toEqual([2, 1, 2])
+    expect([fake.identifiesOf(1), fake.identifiesOf(1, 4), fake.identifiesOf(1, 8), fake.identifiesOf(0)]).toEqual([3, 2, 1, 0])
+    expect(fake.readyShards(8)).toEqual([1])
+    expect(fake.sessions().map((s) => [s.shardId, s.shardCount, s.connected])).toEqual([[1, 4, true], [1, 4, true], [1, 8, true]])
+  })
+
+  it("answers the recommended shard count set at run time and accepts any identify count", async () => {
+    const fake = await start({ shardCount: 4 })
+    expect((await getJson(`${fake.url}/api/v10/gateway/bot`, TOKEN)).body.shards).toBe(4)
+    fake.setShardCount(8)
+    expect(fake.recommendedShardCount).toBe(8)
+    expect((await getJson(`${fake.url}/api/v10/gateway/bot`, TOKEN)).body.shards).toBe(8)
+    expect(() => fake.setShardCount(0)).toThrow(RangeError)
+    const client = await open(fake)
+    expect((await client.ready([2, 3])).d.shard).toEqual([2, 3])
+  })
+
+  it("sends a guild's event to every session owning it: both generations during a reshard", async () => {
+    const fake = await start(noBuckets)
+    const old = await open(fake)
+    await old.ready([1, 4])
+    const next = await open(fake)
+    await next.ready([1, 8])
+    const shared = guildIdForShard(1, 8, 5)
+    const deliveries = fake.dispatchGuildAll(shared, "MESSAGE_CREATE", { guild_id: shared, n: 1 })
+    expect(deliveries.map((d) => [d.shardId, d.shardCount, d.seq, d.connectionId])).toEqual([[1, 4, 4, fake.sessionOf(1, 4)!.connectionId], [1, 8, 4, fake.sessionOf(1, 8)!.connectionId]])
+    expect((await old.dispatch("MESSAGE_CREATE")).d).toEqual({ guild_id: shared, n: 1 })
+    expect((await next.dispatch("MESSAGE_CREATE")).d).toEqual({ guild_id: shared, n: 1 })
+    // Shard 5 of 8 owns this one but does not run: only the old generation gets it.
+    const oldOnly = guildIdForShard(5, 8, 0)
+    expect(fake.dispatchGuildAll(oldOnly, "TYPING_START", { guild_id: oldOnly }).map((d) => d.shardCount)).toEqual([4])
+    expect((await old.dispatch("TYPING_START")).d.guild_id).toBe(oldOnly)
+    // dispatchGuild returns the newest generation's seq; a guild nobody runs is queued (-1).
+    expect(fake.dispatchGuild(shared, "TYPING_START", { guild_id: shared })).toBe(5)
+    expect(fake.dispatchGuildAll(guildIdForShard(2, 4, 0), "TYPING_START", {})).toEqual([])
+    expect(next.messages.filter((m) => m.t === "TYPING_START").map((m) => m.s)).toEqual([])
+    expect((await next.dispatch("TYPING_START")).s).toBe(5)
+  })
+
+  it("trickles each event to both generations of the guild's shard", async () => {
+    const fake = await start({ ...noBuckets, guildsPerShard: 4 })
+    const old = await open(fake)
+    await old.ready([1, 4], 4)
+    const next = await open(fake)
+    await next.ready([1, 8], 4)
+    fake.startTrickle(400)
+    await fake.waitFor(() => next.messages.filter((m) => m.t === "MESSAGE_CREATE").length >= 5, 5000)
+    fake.stopTrickle()
+    const idsOf = (c: Client): Set<string> => new Set(c.messages.filter((m) => m.t === "MESSAGE_CREATE").map((m) => m.d.id as string))
+    const oldIds = idsOf(old)
+    for (const id of idsOf(next)) expect(oldIds.has(id)).toBe(true)
+    for (const m of old.messages.filter((p) => p.t === "MESSAGE_CREATE")) expect(shardOf(m.d.guild_id, 4)).toBe(1)
+  })
+
+  it("requireShardCount closes smaller counts with 4011 and refuses their IDENTIFY and RESUME", async () => {
+    const fake = await start(noBuckets)
+    const old = await open(fake)
+    const oldReady = await old.ready([1, 4])
+    const next = await open(fake)
+    await next.ready([1, 8])
+    expect(fake.requireShardCount(8)).toBe(1)
+    expect(await old.closed).toEqual({ code: 4011, reason: "Sharding required." })
+    expect([fake.minShardCount, fake.recommendedShardCount]).toEqual([8, 8])
+    expect(next.ws.readyState).toBe(WebSocket.OPEN)
+
+    const resume = await open(fake, "?v=10&encoding=json", undefined, oldReady.d.resume_gateway_url)
+    await resume.next()
+    resume.send(6, { token: TOKEN, session_id: oldReady.d.session_id, seq: old.lastSeq })
+    expect((await resume.closed).code).toBe(4011)
+    expect(fake.resumes.map((r) => [r.shardId, r.shardCount, r.outcome])).toEqual([[1, 4, "sharding-required"]])
+
+    const small = await open(fake)
+    await small.next()
+    small.identify([0, 4])
+    expect((await small.closed).code).toBe(4011)
+    expect(fake.identifies.at(-1)).toMatchObject({ shardId: 0, shardCount: 4, outcome: "sharding-required", sessionId: undefined })
+    const big = await open(fake)
+    await big.ready([0, 8])
+    expect(fake.sessions().map((s) => [s.shardId, s.shardCount])).toEqual([[0, 8], [1, 8]])
+    fake.requireShardCount(1)
+    const again = await open(fake)
+    await again.ready([0, 4])
+  })
+
+  it("tags dispatches with the connection that wrote them and logs deliveries, replays included", async () => {
+    const fake = await start({ tagConnections: true, recordDeliveries: true })
+    const first = await open(fake)
+    const ready = await first.ready()
+    const firstConn = fake.sessionOf(0)!.connectionId!
+    expect(ready.d._conn).toBe(firstConn)
+    fake.dispatch(0, "TYPING_START", {})
+    expect((await first.dispatch("TYPING_START")).d).toEqual({ _conn: firstConn })
+    fake.dispatch(0, "USER_SETTINGS_UPDATE", [1])
+    expect((await first.dispatch("USER_SETTINGS_UPDATE")).d).toEqual([1])
+    const seq = first.lastSeq!
+    first.ws.terminate()
+    await fake.waitFor(() => fake.readyShards().length === 0)
+    fake.dispatch(0, "MESSAGE_CREATE", { n: 1 })
+    const second = await open(fake, "?v=10&encoding=json", undefined, ready.d.resume_gateway_url)
+    await second.next()
+    second.send(6, { token: TOKEN, session_id: ready.d.session_id, seq })
+    const replayed = await second.dispatch("MESSAGE_CREATE")
+    const secondConn = fake.sessionOf(0)!.connectionId!
+    expect(replayed.d).toEqual({ _conn: secondConn, n: 1 })
+    expect(FakeDiscord.connectionOf(replayed.d)).toBe(secondConn)
+    await second.dispatch("RESUMED")
+    expect(fake.deliveries.slice(-2).map((r) => [r.t, r.seq, r.connectionId, r.replayed])).toEqual([
+      ["MESSAGE_CREATE", seq + 1, secondConn, true],
+      ["RESUMED", seq + 2, secondConn, false]
+    ])
+    expect(fake.deliveries.filter((r) => r.connectionId === firstConn).map((r) => r.t)).toEqual(["READY", "GUILD_CREATE", "GUILD_CREATE", "TYPING_START", "USER_SETTINGS_UPDATE"])
+    expect([fake.identifiesOf(0), fake.resumesOf(0), fake.resumesOf(0, 2)]).toEqual([1, 1, 0])
+    fake.setTagConnections(false)
+    fake.setRecordDeliveries(false)
+    const count = fake.deliveries.length
+    fake.dispatch(0, "TYPING_START", { plain: true })
+    expect((await second.dispatch("TYPING_START")).d).toEqual({ plain: true })
+    expect(fake.deliveries).toHaveLength(count)
+  })
+
+  it("tagFrame only touches the d object of a dispatch", () => {
+    const tricky = frameText('X","op":0,"d":{', 3, 0, '{"a":1}')
+    expect(JSON.parse(tagFrame(tricky, 7))).toEqual({ t: 'X","op":0,"d":{', s: 3, op: 0, d: { _conn: 7, a: 1 } })
+    expect(JSON.parse(tagFrame(frameText("T", 1, 0, "{}"), 2)).d).toEqual({ _conn: 2 })
+    expect(tagFrame(frameText("T", 1, 0, "null"), 2)).toBe(frameText("T", 1, 0, "null"))
+  })
+})
+
+describe("socket owner", () => {
+  it.skipIf(process.platform !== "linux")("finds the process behind a fake connection from its client port", async () => {
+    const fake = await start()
+    const child = spawn(process.execPath, ["-e", `const ws = new (require("ws"))(process.argv[1]); ws.on("message", () => {}); setInterval(() => {}, 1000)`, `${fake.gatewayUrl}/?v=10&encoding=json`], {
+      cwd: import.meta.dirname,
+      stdio: "ignore"
+    })
+    try {
+      const upgrade = await fake.waitFor(() => fake.upgrades[0], 10_000, "child connects")
+      expect(upgrade.remotePort).toBeGreaterThan(0)
+      expect(pidOfLocalPort(upgrade.remotePort!)).toBe(child.pid)
+      const own = await open(fake)
+      await own.next()
+      expect(pidOfLocalPort(fake.upgrades[1]!.remotePort!)).toBe(process.pid)
+    } finally {
+      child.kill()
+    }
   })
 })

@@ -15,12 +15,14 @@ import { IdentifyLimiter } from "./limits.ts"
 import type { SessionStartLimit } from "./limits.ts"
 import { resolveOptions } from "./options.ts"
 import type { FakeContext, FakeDiscordOptions, RestFailure } from "./options.ts"
-import { frameText, Op, opText } from "./protocol.ts"
+import { CloseCode, frameText, Op, opText } from "./protocol.ts"
 import { Records } from "./records.ts"
-import type { CloseRecord, Counters, HeartbeatRecord, IdentifyRecord, ReceivedRecord, RestCallRecord, ResumeRecord, ViolationRecord, OverlapRecord, UpgradeRecord } from "./records.ts"
+import type { CloseRecord, Counters, DeliveryRecord, HeartbeatRecord, IdentifyRecord, ReceivedRecord, RestCallRecord, ResumeRecord, ViolationRecord, OverlapRecord, UpgradeRecord } from "./records.ts"
 import { createRestHandler } from "./rest.ts"
-import { SessionStore } from "./sessions.ts"
+import { SessionStore, shardKey } from "./sessions.ts"
+import type { Session } from "./sessions.ts"
 import { shardOf } from "./snowflake.ts"
+import { CONN_FIELD } from "./delivery.ts"
 import { createTrickle } from "./trickle.ts"
 import type { Trickle } from "./trickle.ts"
 
@@ -28,6 +30,7 @@ export type { FakeDiscordOptions, RestFailure } from "./options.ts"
 export type { BlastPayload } from "./blast.ts"
 export type { SessionStartLimit } from "./limits.ts"
 export type * from "./records.ts"
+export { CONN_FIELD } from "./delivery.ts"
 
 export interface SessionInfo {
   readonly sessionId: string
@@ -39,6 +42,16 @@ export interface SessionInfo {
   readonly guildIds: ReadonlyArray<string>
   /** A connection is attached and writable (not closing, not zombie). */
   readonly connected: boolean
+  readonly connectionId: number | undefined
+}
+
+/** One session a guild event was appended to by dispatchGuildAll. */
+export interface GuildDelivery {
+  readonly sessionId: string
+  readonly shardId: number
+  readonly shardCount: number
+  readonly seq: number
+  /** The connection it was written to; undefined when the session is disconnected (it waits in the replay buffer). */
   readonly connectionId: number | undefined
 }
 
@@ -89,8 +102,13 @@ export class FakeDiscord {
   get identifies(): ReadonlyArray<IdentifyRecord> { return this.#ctx.records.identifies }
   get resumes(): ReadonlyArray<ResumeRecord> { return this.#ctx.records.resumes }
   get violations(): ReadonlyArray<ViolationRecord> { return this.#ctx.records.violations }
-  /** Moments two live connections ran one shard (two gateway processes on one shard). */
+  /**
+   * Moments two live connections ran one shard (two gateway processes on one shard). A shard is an
+   * (id, count) pair: shard 1 of 4 next to shard 1 of 8 (a reshard's two generations) is no overlap.
+   */
   get overlaps(): ReadonlyArray<OverlapRecord> { return this.#ctx.records.overlaps }
+  /** Dispatches written to connections, while recordDeliveries is on (see setRecordDeliveries). */
+  get deliveries(): ReadonlyArray<DeliveryRecord> { return this.#ctx.records.deliveries }
   /** Every websocket upgrade request (its User-Agent header). */
   get upgrades(): ReadonlyArray<UpgradeRecord> { return this.#ctx.records.upgrades }
   get heartbeats(): ReadonlyArray<HeartbeatRecord> { return this.#ctx.records.heartbeats }
@@ -117,7 +135,7 @@ export class FakeDiscord {
       this.#ctx.sessions.queue(shardId, { t, dJson })
       return -1
     }
-    const seq = deliver(session, t, dJson)
+    const seq = deliver(this.#ctx, session, t, dJson)
     this.#ctx.notify()
     return seq
   }
@@ -131,11 +149,40 @@ export class FakeDiscord {
     return shardOf(guildId, last?.shardCount ?? this.#ctx.shardCount)
   }
 
+  /**
+   * dispatchGuildAll, returning one seq: the one in the session of the largest shard count (the
+   * newest generation during a reshard), or -1 when no session owns the guild and it was queued.
+   */
   dispatchGuild(guildId: string | bigint, t: string, d: unknown): number {
-    return this.dispatch(this.shardForGuild(guildId), t, d)
+    const deliveries = this.dispatchGuildAll(guildId, t, d)
+    let newest: GuildDelivery | undefined
+    for (const delivery of deliveries) if (newest === undefined || delivery.shardCount >= newest.shardCount) newest = delivery
+    return newest?.seq ?? -1
   }
 
-  /** Dispatches to every shard that has a session; returns shardId → seq. */
+  /**
+   * Like Discord: appends the guild's event to every alive session (connected or resumable) whose
+   * (shard id, count) owns the guild, so during a reshard both generations get it, and two
+   * sessions of one shard (an overlap) both get it too. Returns those sessions. When none owns the
+   * guild, the event is queued for shardForGuild(guildId), as `dispatch` does, and [] is returned.
+   */
+  dispatchGuildAll(guildId: string | bigint, t: string, d: unknown): Array<GuildDelivery> {
+    const owners = this.#ctx.sessions.owning(guildId)
+    if (owners.length === 0) {
+      this.dispatch(this.shardForGuild(guildId), t, d)
+      return []
+    }
+    const dJson = JSON.stringify(d ?? null)
+    const out = owners.map((session) => {
+      const connectionId = session.connection?.writable === true ? session.connection.id : undefined
+      const seq = deliver(this.#ctx, session, t, dJson)
+      return { sessionId: session.id, shardId: session.shardId, shardCount: session.shardCount, seq, connectionId }
+    })
+    this.#ctx.notify()
+    return out
+  }
+
+  /** Dispatches to the current session of every shard id; returns shardId → seq. */
   broadcast(t: string, d: unknown): Map<number, number> {
     const out = new Map<number, number>()
     for (const session of this.#ctx.sessions.all()) out.set(session.shardId, this.dispatch(session.shardId, t, d))
@@ -259,31 +306,100 @@ export class FakeDiscord {
       ? undefined
       : { status: failure.status, remaining: failure.times, retryAfterSec: failure.retryAfterSec ?? 1, body: failure.body }
   }
-  /** Recommended shard count for later /gateway/bot calls. */
-  setShardCount(count: number): void { this.#ctx.shardCount = count }
+  /**
+   * The recommended shard count: `shards` of every later /gateway/bot answer. Nothing else changes:
+   * live sessions keep their count, and IDENTIFY with any count is still accepted (see
+   * requireShardCount to refuse smaller ones).
+   */
+  setShardCount(count: number): void {
+    if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`setShardCount: a shard count is an integer >= 1, got ${count}`)
+    this.#ctx.shardCount = count
+  }
+  /** What /gateway/bot answers as `shards` now. */
+  get recommendedShardCount(): number { return this.#ctx.shardCount }
+
+  /**
+   * Discord's "Sharding required": from now on IDENTIFY and RESUME with a shard count below `count`
+   * are closed with 4011, and every live connection running such a count is closed with 4011 now
+   * (its session stays known so a RESUME of it also gets 4011, then ends). Raises the recommended
+   * count to `count` when it is lower. `requireShardCount(1)` lifts the requirement. Returns the
+   * number of connections closed.
+   */
+  requireShardCount(count: number): number {
+    if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`requireShardCount: a shard count is an integer >= 1, got ${count}`)
+    this.#ctx.minShardCount = count
+    if (this.#ctx.shardCount < count) this.#ctx.shardCount = count
+    let closed = 0
+    for (const conn of [...this.#ctx.connections]) {
+      if (!conn.authenticated || conn.state !== "open" || conn.shardCount === undefined || conn.shardCount >= count) continue
+      serverClose(this.#ctx, conn, CloseCode.ShardingRequired, "Sharding required.")
+      closed++
+    }
+    this.#ctx.notify()
+    return closed
+  }
+  /** The smallest shard count accepted now (1 unless requireShardCount raised it). */
+  get minShardCount(): number { return this.#ctx.minShardCount }
+
+  /** Adds `"_conn": <connection id>` as the first member of every dispatch's `d` object from now on (replays included; not blast/sendOversized). */
+  setTagConnections(on: boolean): void { this.#ctx.tagConnections = on }
+  /** Records every dispatch written to a connection in `deliveries` from now on (not blast/sendOversized). */
+  setRecordDeliveries(on: boolean): void { this.#ctx.recordDeliveries = on }
   setMaxConcurrency(maxConcurrency: number): void { this.#ctx.limiter.maxConcurrency = Math.max(1, maxConcurrency) }
 
   // ---- inspection ----------------------------------------------------------------------------
 
-  /** Shard ids whose current session has a writable connection (READY or RESUMED sent), sorted. */
-  readyShards(): Array<number> {
-    return this.#ctx.sessions.all().filter((s) => s.connection?.writable === true).map((s) => s.shardId).sort((a, b) => a - b)
+  /**
+   * Shard ids whose current session has a writable connection (READY or RESUMED sent), sorted. With
+   * `shardCount`, the ids of that count's sessions only (e.g. readyShards(8) during a 4 -> 8 reshard).
+   */
+  readyShards(shardCount?: number): Array<number> {
+    const sessions = shardCount === undefined ? this.#ctx.sessions.all() : this.#ctx.sessions.everySession().filter((s) => s.shardCount === shardCount)
+    return [...new Set(sessions.filter((s) => s.connection?.writable === true).map((s) => s.shardId))].sort((a, b) => a - b)
   }
 
-  sessionOf(shardId: number): SessionInfo | undefined {
-    const session = this.#ctx.sessions.ofShard(shardId)
-    if (session === undefined) return undefined
-    return {
-      sessionId: session.id,
-      shardId: session.shardId,
-      shardCount: session.shardCount,
-      seq: session.seq,
-      resumeGatewayUrl: session.resumeGatewayUrl,
-      guildIds: [...session.guildIds],
-      connected: session.connection?.writable === true,
-      connectionId: session.connection?.id
-    }
+  /** The current session of the shard id (any count), or of shard `shardId` of `shardCount`. */
+  sessionOf(shardId: number, shardCount?: number): SessionInfo | undefined {
+    const session = shardCount === undefined ? this.#ctx.sessions.ofShard(shardId) : this.#ctx.sessions.ofKey(shardId, shardCount)
+    return session === undefined ? undefined : sessionInfo(session)
   }
+
+  /** Every alive session (connected or resumable) of every shard count, sorted by count, then id. */
+  sessions(): Array<SessionInfo> {
+    return this.#ctx.sessions.everySession().map(sessionInfo).sort((a, b) => a.shardCount - b.shardCount || a.shardId - b.shardId)
+  }
+
+  /** IDENTIFYs of the shard that started a session (READY sent); of any count unless `shardCount` is given. */
+  identifiesOf(shardId: number, shardCount?: number): number {
+    return this.#ctx.records.identifies.filter((r) => r.outcome === "ready" && r.shardId === shardId && (shardCount === undefined || r.shardCount === shardCount)).length
+  }
+
+  /** Successful RESUMEs (RESUMED sent) of the shard; of any count unless `shardCount` is given. */
+  resumesOf(shardId: number, shardCount?: number): number {
+    return this.#ctx.records.resumes.filter((r) => r.outcome === "resumed" && r.shardId === shardId && (shardCount === undefined || r.shardCount === shardCount)).length
+  }
+
+  /**
+   * The most live connections that ran the shard (id and count) at once, measured whenever one
+   * authenticated: 1 when the shard never overlapped, 0 when it never ran. Without `shardCount`,
+   * the largest over every count the shard id ran with.
+   */
+  maxConcurrent(shardId: number, shardCount?: number): number {
+    const max = this.#ctx.records.maxConcurrent
+    if (shardCount !== undefined) return max.get(shardKey(shardId, shardCount)) ?? 0
+    let out = 0
+    for (const [key, value] of max) if (key.startsWith(`${shardId}/`)) out = Math.max(out, value)
+    return out
+  }
+
+  /** The connection that wrote a tagged dispatch: its `d._conn` (see setTagConnections), else undefined. */
+  static connectionOf(d: unknown): number | undefined {
+    if (typeof d !== "object" || d === null) return undefined
+    const conn = (d as Record<string, unknown>)[CONN_FIELD]
+    return typeof conn === "number" ? conn : undefined
+  }
+
+  // ---- waiting ---------------------------------------------------------------------------------
 
   /**
    * Resolves with the predicate's first truthy value. Re-checked after every state change of the
@@ -379,6 +495,9 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
     limiter: new IdentifyLimiter(resolved.sessionStartLimit, resolved.maxConcurrency, resolved.identifyIntervalMs),
     connections: new Set(),
     shardCount: resolved.shardCount,
+    minShardCount: resolved.minShardCount,
+    tagConnections: resolved.tagConnections,
+    recordDeliveries: resolved.recordDeliveries,
     restFailures: undefined,
     gatewayUrl: "",
     resumeGatewayUrl: "",
@@ -401,4 +520,17 @@ export async function startFakeDiscord(options: FakeDiscordOptions = {}): Promis
   fake.setRestFailures(options.restFailures)
   resolved.log(`fake Discord listening on ${fake.url}`)
   return fake
+}
+
+function sessionInfo(session: Session): SessionInfo {
+  return {
+    sessionId: session.id,
+    shardId: session.shardId,
+    shardCount: session.shardCount,
+    seq: session.seq,
+    resumeGatewayUrl: session.resumeGatewayUrl,
+    guildIds: [...session.guildIds],
+    connected: session.connection?.writable === true,
+    connectionId: session.connection?.id
+  }
 }

@@ -1,6 +1,9 @@
 // Runs the fake Discord on its own, for the demo or manual testing:
 //   node dist/testing/fake-discord/cli.js [--port 8787] [--token fake-token] [--shards 2]
-//        [--max-concurrency 1] [--rate 2] [--heartbeat-interval 41250] [--guilds-per-shard 2] [--quiet]
+//        [--max-concurrency 1] [--rate 2] [--heartbeat-interval 41250] [--guilds-per-shard 2]
+//        [--min-shards 1] [--tag-connections] [--quiet]
+// There is no control API: tests that need one (setShardCount, requireShardCount, ...) start the
+// fake in-process with startFakeDiscord().
 // Environment: FAKE_DISCORD_PORT, FAKE_DISCORD_TOKEN (flags win).
 import { parseArgs } from "node:util"
 import { startFakeDiscord } from "./FakeDiscord.ts"
@@ -26,6 +29,8 @@ async function main(): Promise<void> {
       rate: { type: "string" },
       "heartbeat-interval": { type: "string" },
       "guilds-per-shard": { type: "string" },
+      "min-shards": { type: "string" },
+      "tag-connections": { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false }
     },
@@ -34,7 +39,8 @@ async function main(): Promise<void> {
   if (values.help === true) {
     process.stderr.write(
       "usage: fake-discord [--port 8787] [--host 127.0.0.1] [--token fake-token] [--shards 2] [--max-concurrency 1]\n" +
-        "                    [--rate 2] [--heartbeat-interval 41250] [--guilds-per-shard 2] [--quiet]\n"
+        "                    [--rate 2] [--heartbeat-interval 41250] [--guilds-per-shard 2]\n" +
+        "                    [--min-shards 1] (smaller shard counts close with 4011) [--tag-connections] (d._conn = connection id) [--quiet]\n"
     )
     return
   }
@@ -51,6 +57,8 @@ async function main(): Promise<void> {
     maxConcurrency: Math.max(1, numberFlag("max-concurrency", values["max-concurrency"], 1)),
     heartbeatIntervalMs: numberFlag("heartbeat-interval", values["heartbeat-interval"], 41_250),
     guildsPerShard: numberFlag("guilds-per-shard", values["guilds-per-shard"], 2),
+    minShardCount: Math.max(1, numberFlag("min-shards", values["min-shards"], 1)),
+    tagConnections: values["tag-connections"] === true,
     log: values.quiet === true ? undefined : log
   })
   fake.startTrickle(rate)

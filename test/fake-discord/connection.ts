@@ -39,6 +39,7 @@ export class GatewayConnection {
   readonly compress: CompressKind | undefined
   /** Set once IDENTIFY or RESUME succeeded. */
   shardId: number | undefined = undefined
+  shardCount: number | undefined = undefined
   session: Session | undefined = undefined
   authenticated = false
   /** "closing": a close was requested (frames still being flushed or handshake pending). */

@@ -6,8 +6,10 @@ import type { RawData, WebSocket, WebSocketServer } from "ws"
 import type { CompressKind } from "./compression.ts"
 import { GatewayConnection } from "./connection.ts"
 import type { PreparedBody } from "./connection.ts"
+import { replayDispatches, sendDispatch } from "./delivery.ts"
 import { makeGuildCreate, makeGuildMembersChunk, makeUser, makeVoiceStateUpdate } from "./events.ts"
 import type { FakeContext } from "./options.ts"
+import type { ResumeRecord } from "./records.ts"
 import {
   ALL_INTENTS,
   CLIENT_OPS,
@@ -21,7 +23,7 @@ import {
   SUPPORTED_VERSIONS,
   trace
 } from "./protocol.ts"
-import { Session } from "./sessions.ts"
+import { Session, shardKey } from "./sessions.ts"
 import { guildIdForShard, userId } from "./snowflake.ts"
 
 /** The bot user of READY (user 0 of the generators, so it is also a member of every guild). */
@@ -33,9 +35,9 @@ const isObject = (value: unknown): value is Obj => typeof value === "object" && 
 const isInt = (value: unknown): value is number => typeof value === "number" && Number.isSafeInteger(value)
 
 /** Appends a dispatch to the session and sends it when the session has a writable connection. */
-export function deliver(session: Session, t: string, dJson: string): number {
+export function deliver(ctx: FakeContext, session: Session, t: string, dJson: string): number {
   const { seq, text } = session.append((s) => frameText(t, s, Op.Dispatch, dJson))
-  session.connection?.send(text)
+  if (session.connection !== undefined) sendDispatch(ctx, session.connection, session, seq, t, text, false)
   return seq
 }
 
@@ -110,7 +112,7 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
     })
     ctx.connections.add(conn)
     ctx.records.counters.connections++
-    ctx.records.upgrades.push({ connectionId: id, userAgent: req.headers["user-agent"] })
+    ctx.records.upgrades.push({ connectionId: id, userAgent: req.headers["user-agent"], remotePort: req.socket.remotePort })
     ctx.options.log(`conn#${id} open ${rawUrl}`)
     req.socket.on("error", () => {})
     ws.on("error", () => {})
@@ -135,18 +137,24 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
   })
 
   /**
-   * Two gateway processes running one shard: a connection authenticates for a shard while another
-   * connection of that shard is open, authenticated and still live (it sent a frame within two
-   * heartbeat intervals). An abandoned socket (its process frozen or gone) does not count.
+   * Two gateway processes running one shard: a connection authenticates for a shard (id and count)
+   * while another connection of that shard is open, authenticated and still live (it sent a frame
+   * within two heartbeat intervals). An abandoned socket (its process frozen or gone) does not
+   * count, nor does the same shard id of another count (the two generations of a reshard).
+   * Also tracks the most live connections each shard had at once.
    */
-  function checkOverlap(conn: GatewayConnection, shardId: number, how: "identify" | "resume"): void {
+  function checkOverlap(conn: GatewayConnection, shardId: number, shardCount: number, how: "identify" | "resume"): void {
     const now = Date.now()
+    let live = 1
     for (const other of ctx.connections) {
-      if (other === conn || other.shardId !== shardId || !other.authenticated || other.state !== "open") continue
+      if (other === conn || other.shardId !== shardId || other.shardCount !== shardCount || !other.authenticated || other.state !== "open") continue
       if (now - other.lastFrameAt > 2 * ctx.options.heartbeatIntervalMs) continue
-      ctx.records.overlaps.push({ shardId, connectionId: conn.id, otherConnectionId: other.id, how, at: now })
-      ctx.options.log(`conn#${conn.id} shard ${shardId}: ${how} while conn#${other.id} still runs the shard (overlap)`)
+      live++
+      ctx.records.overlaps.push({ shardId, shardCount, connectionId: conn.id, otherConnectionId: other.id, how, at: now })
+      ctx.options.log(`conn#${conn.id} shard ${shardId}/${shardCount}: ${how} while conn#${other.id} still runs the shard (overlap)`)
     }
+    const key = shardKey(shardId, shardCount)
+    ctx.records.maxConcurrent.set(key, Math.max(live, ctx.records.maxConcurrent.get(key) ?? 0))
   }
 
   function onMessage(conn: GatewayConnection, data: RawData): void {
@@ -219,6 +227,10 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
 
     const bucket = ctx.limiter.bucketOf(shardId)
     const base = { connectionId: conn.id, shardId, shardCount, bucket, at: now, intents, presence: d.presence, properties: d.properties, url: conn.url }
+    if (shardCount < ctx.minShardCount) {
+      ctx.records.identifies.push({ ...base, outcome: "sharding-required", sessionId: undefined })
+      return serverClose(ctx, conn, CloseCode.ShardingRequired, "Sharding required.")
+    }
     if (!ctx.limiter.hasSessionStart(now)) {
       ctx.records.identifies.push({ ...base, outcome: "session-limit", sessionId: undefined })
       options.log(`conn#${conn.id} shard ${shardId}: identify refused, no session starts left`)
@@ -238,11 +250,12 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
     }
 
     ctx.limiter.accept(bucket, now)
-    checkOverlap(conn, shardId, "identify")
+    checkOverlap(conn, shardId, shardCount, "identify")
     const guildIds = Array.from({ length: options.guildsPerShard }, (_, i) => guildIdForShard(shardId, shardCount, i))
     const session = new Session(randomUUID().replaceAll("-", ""), shardId, shardCount, guildIds, ctx.resumeGatewayUrl, options.replayLimit)
     conn.authenticated = true
     conn.shardId = shardId
+    conn.shardCount = shardCount
     conn.session = session
     ctx.sessions.add(session)
     ctx.sessions.attach(session, conn)
@@ -268,11 +281,11 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
       shard: [shardId, shardCount],
       _trace: trace("ready")
     }
-    deliver(session, "READY", JSON.stringify(ready))
+    deliver(ctx, session, "READY", JSON.stringify(ready))
     for (const guildId of guildIds) {
-      deliver(session, "GUILD_CREATE", JSON.stringify(makeGuildCreate(guildId, { members: options.guildCreateMembers })))
+      deliver(ctx, session, "GUILD_CREATE", JSON.stringify(makeGuildCreate(guildId, { members: options.guildCreateMembers })))
     }
-    for (const queued of ctx.sessions.takeQueued(shardId)) deliver(session, queued.t, queued.dJson)
+    for (const queued of ctx.sessions.takeQueued(shardId)) deliver(ctx, session, queued.t, queued.dJson)
     ctx.notify()
   }
 
@@ -284,8 +297,8 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
     const sessionId = d.session_id
     const seq = d.seq
     const session = ctx.sessions.get(sessionId)
-    const record = (outcome: "resumed" | "unknown-session" | "invalid-seq" | "replay-gap" | "bad-token", replayed = 0): void => {
-      ctx.records.resumes.push({ connectionId: conn.id, shardId: session?.shardId, sessionId, seq, at: now, url: conn.url, viaResumeUrl: conn.viaResumeUrl, outcome, replayed })
+    const record = (outcome: ResumeRecord["outcome"], replayed = 0): void => {
+      ctx.records.resumes.push({ connectionId: conn.id, shardId: session?.shardId, shardCount: session?.shardCount, sessionId, seq, at: now, url: conn.url, viaResumeUrl: conn.viaResumeUrl, outcome, replayed })
       ctx.options.log(`conn#${conn.id} shard ${session?.shardId ?? "-"}: resume ${sessionId} seq ${seq} -> ${outcome}`)
     }
     if (d.token !== ctx.options.token) {
@@ -296,6 +309,11 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
       record("unknown-session")
       sendOp(conn, Op.InvalidSession, false)
       return ctx.notify()
+    }
+    if (session.shardCount < ctx.minShardCount) {
+      record("sharding-required")
+      ctx.sessions.forget(session)
+      return serverClose(ctx, conn, CloseCode.ShardingRequired, "Sharding required.")
     }
     const from = seq ?? 0
     if (from > session.seq) {
@@ -310,7 +328,7 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
       sendOp(conn, Op.InvalidSession, false)
       return ctx.notify()
     }
-    checkOverlap(conn, session.shardId, "resume")
+    checkOverlap(conn, session.shardId, session.shardCount, "resume")
     // One live connection per session: the previous one is cut (it was presumably abandoned).
     const previous = session.connection
     if (previous !== undefined && previous !== conn) {
@@ -319,10 +337,11 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
     }
     conn.authenticated = true
     conn.shardId = session.shardId
+    conn.shardCount = session.shardCount
     conn.session = session
     ctx.sessions.attach(session, conn)
-    for (const text of replay) conn.send(text)
-    deliver(session, "RESUMED", JSON.stringify({ _trace: trace("resumed") }))
+    replayDispatches(ctx, conn, session, replay)
+    deliver(ctx, session, "RESUMED", JSON.stringify({ _trace: trace("resumed") }))
     ctx.records.counters.resumes++
     record("resumed", replay.length)
     ctx.notify()
@@ -335,7 +354,7 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
     if (op === Op.RequestSoundboardSounds) {
       if (!Array.isArray(d.guild_ids)) return serverClose(ctx, conn, CloseCode.UnknownOpcode, "Invalid payload.")
       if (session === undefined) return
-      for (const guildId of d.guild_ids) deliver(session, "SOUNDBOARD_SOUNDS", JSON.stringify({ soundboard_sounds: [], guild_id: String(guildId) }))
+      for (const guildId of d.guild_ids) deliver(ctx, session, "SOUNDBOARD_SOUNDS", JSON.stringify({ soundboard_sounds: [], guild_id: String(guildId) }))
       return
     }
     if (typeof d.guild_id !== "string") return serverClose(ctx, conn, CloseCode.UnknownOpcode, "Invalid payload.")
@@ -344,15 +363,15 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
     if (op === Op.VoiceStateUpdate) {
       const channel = typeof d.channel_id === "string" ? d.channel_id : null
       const voice = makeVoiceStateUpdate(guildId, APPLICATION_ID, channel, session.id, d.self_mute === true, d.self_deaf === true)
-      deliver(session, "VOICE_STATE_UPDATE", JSON.stringify(voice))
+      deliver(ctx, session, "VOICE_STATE_UPDATE", JSON.stringify(voice))
       if (channel !== null) {
-        deliver(session, "VOICE_SERVER_UPDATE", JSON.stringify({ token: "fake-voice-token", guild_id: guildId, endpoint: "fake-voice.discord.media:443" }))
+        deliver(ctx, session, "VOICE_SERVER_UPDATE", JSON.stringify({ token: "fake-voice-token", guild_id: guildId, endpoint: "fake-voice.discord.media:443" }))
       }
       return
     }
     if (op === Op.RequestGuildMembers) return onRequestMembers(session, guildId, d, now)
     if (op === Op.RequestChannelInfo) {
-      deliver(session, "CHANNEL_INFO", JSON.stringify({ guild_id: guildId, channels: [] }))
+      deliver(ctx, session, "CHANNEL_INFO", JSON.stringify({ guild_id: guildId, channels: [] }))
     }
   }
 
@@ -367,7 +386,7 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
       if (last !== undefined && now - last < ctx.options.memberRequestIntervalMs) {
         const retryAfter = (ctx.options.memberRequestIntervalMs - (now - last)) / 1000
         const meta = nonce === undefined ? { guild_id: guildId } : { guild_id: guildId, nonce }
-        deliver(session, "RATE_LIMITED", JSON.stringify({ opcode: Op.RequestGuildMembers, retry_after: retryAfter, meta }))
+        deliver(ctx, session, "RATE_LIMITED", JSON.stringify({ opcode: Op.RequestGuildMembers, retry_after: retryAfter, meta }))
         return
       }
       lastAllMembersRequest.set(guildId, now)
@@ -377,7 +396,7 @@ export function attachGateway(ctx: FakeContext, wss: WebSocketServer): void {
       ...(nonce !== undefined ? { nonce } : {}),
       presences: d.presences === true
     })
-    deliver(session, "GUILD_MEMBERS_CHUNK", JSON.stringify(chunk))
+    deliver(ctx, session, "GUILD_MEMBERS_CHUNK", JSON.stringify(chunk))
   }
 
   function onClose(conn: GatewayConnection, code: number, reason: string): void {

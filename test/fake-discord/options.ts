@@ -26,8 +26,14 @@ export interface FakeDiscordOptions {
   /** Interface to bind. Default 127.0.0.1. */
   readonly host?: string | undefined
   readonly token?: string | undefined
-  /** Recommended shard count returned by /gateway/bot. Default 1. */
+  /** Recommended shard count returned by /gateway/bot (setShardCount changes it). Default 1. */
   readonly shardCount?: number | undefined
+  /** Smallest shard count IDENTIFY/RESUME may use; smaller ones close with 4011 (see requireShardCount). Default 1. */
+  readonly minShardCount?: number | undefined
+  /** Adds `"_conn": <connection id>` to the `d` object of every dispatch as it is written (see setTagConnections). Default false. */
+  readonly tagConnections?: boolean | undefined
+  /** Records every dispatch written to a connection in `deliveries` (see setRecordDeliveries). Default false. */
+  readonly recordDeliveries?: boolean | undefined
   readonly maxConcurrency?: number | undefined
   readonly sessionStartLimit?: Partial<SessionStartLimit> | undefined
   readonly heartbeatIntervalMs?: number | undefined
@@ -66,6 +72,9 @@ export interface ResolvedOptions {
   readonly port: number
   readonly token: string
   readonly shardCount: number
+  readonly minShardCount: number
+  readonly tagConnections: boolean
+  readonly recordDeliveries: boolean
   readonly maxConcurrency: number
   readonly sessionStartLimit: SessionStartLimit
   readonly heartbeatIntervalMs: number
@@ -91,6 +100,9 @@ export function resolveOptions(options: FakeDiscordOptions): ResolvedOptions {
     port: options.port ?? 0,
     token: options.token ?? "fake-token",
     shardCount: options.shardCount ?? 1,
+    minShardCount: options.minShardCount ?? 1,
+    tagConnections: options.tagConnections ?? false,
+    recordDeliveries: options.recordDeliveries ?? false,
     maxConcurrency: options.maxConcurrency ?? 1,
     sessionStartLimit: {
       total: options.sessionStartLimit?.total ?? 1000,
@@ -125,6 +137,12 @@ export interface FakeContext {
   readonly connections: Set<GatewayConnection>
   /** Recommended shard count (mutable via setShardCount). */
   shardCount: number
+  /** IDENTIFY/RESUME with a smaller shard count close with 4011 (mutable via requireShardCount). */
+  minShardCount: number
+  /** Dispatches carry `"_conn": <connection id>` in `d` (mutable via setTagConnections). */
+  tagConnections: boolean
+  /** Dispatches written are recorded in records.deliveries (mutable via setRecordDeliveries). */
+  recordDeliveries: boolean
   restFailures: { status: number; remaining: number; retryAfterSec: number; body?: unknown } | undefined
   /** ws://host:port — the main gateway URL. */
   gatewayUrl: string

@@ -12,8 +12,11 @@ export interface IdentifyRecord {
   readonly properties: unknown
   /** Request path + query of the connection, e.g. "/?v=10&encoding=json". */
   readonly url: string
-  /** "ready": session started; "rate-limited": bucket violation answered with op 9; "session-limit": no starts left. */
-  readonly outcome: "ready" | "rate-limited" | "session-limit"
+  /**
+   * "ready": session started; "rate-limited": bucket violation answered with op 9; "session-limit":
+   * no starts left; "sharding-required": closed with 4011 (count below requireShardCount).
+   */
+  readonly outcome: "ready" | "rate-limited" | "session-limit" | "sharding-required"
   readonly sessionId: string | undefined
 }
 
@@ -21,13 +24,16 @@ export interface ResumeRecord {
   readonly connectionId: number
   /** Shard of the resumed session; undefined when the session is unknown. */
   readonly shardId: number | undefined
+  /** Shard count of the resumed session; undefined when the session is unknown. */
+  readonly shardCount: number | undefined
   readonly sessionId: string
   readonly seq: number | null
   readonly at: number
   readonly url: string
   /** True when the connection came in through READY's resume_gateway_url. */
   readonly viaResumeUrl: boolean
-  readonly outcome: "resumed" | "unknown-session" | "invalid-seq" | "replay-gap" | "bad-token"
+  /** "sharding-required": the session's count is below requireShardCount; closed with 4011, session ended. */
+  readonly outcome: "resumed" | "unknown-session" | "invalid-seq" | "replay-gap" | "bad-token" | "sharding-required"
   /** Dispatches replayed before RESUMED. */
   readonly replayed: number
 }
@@ -92,9 +98,13 @@ export interface Counters {
   rateLimitCloses: number
 }
 
-/** A shard authenticated on one connection while another live connection still ran it. */
+/**
+ * A shard (id and count) authenticated on one connection while another live connection still ran
+ * it. Shard 1 of 4 and shard 1 of 8 (two generations of a reshard) are different shards.
+ */
 export interface OverlapRecord {
   readonly shardId: number
+  readonly shardCount: number
   readonly connectionId: number
   readonly otherConnectionId: number
   readonly how: "identify" | "resume"
@@ -105,6 +115,23 @@ export interface OverlapRecord {
 export interface UpgradeRecord {
   readonly connectionId: number
   readonly userAgent: string | undefined
+  /** The client's TCP port: tells which process owns the connection (see test/support/socketOwner.ts). */
+  readonly remotePort: number | undefined
+}
+
+/**
+ * One dispatch written to a connection (only while recordDeliveries is on; blast and sendOversized
+ * are not recorded). A replayed dispatch (RESUME) is recorded again, with the resuming connection.
+ */
+export interface DeliveryRecord {
+  readonly connectionId: number
+  readonly sessionId: string
+  readonly shardId: number
+  readonly shardCount: number
+  readonly seq: number
+  readonly t: string
+  readonly replayed: boolean
+  readonly at: number
 }
 
 export class Records {
@@ -117,5 +144,8 @@ export class Records {
   readonly received: Array<ReceivedRecord> = []
   readonly closes: Array<CloseRecord> = []
   readonly restCalls: Array<RestCallRecord> = []
+  readonly deliveries: Array<DeliveryRecord> = []
+  /** Per shardKey(id, count): the most live connections that ran the shard at once. */
+  readonly maxConcurrent = new Map<string, number>()
   readonly counters: Counters = { identifies: 0, resumes: 0, connections: 0, rateLimitCloses: 0 }
 }

@@ -1,7 +1,13 @@
 // Gateway sessions. A session outlives its connections: it keeps the sequence counter and a
 // bounded replay buffer so a RESUME can receive what it missed, and expires `sessionTimeoutMs`
 // after its last connection went away (like Discord's few-minutes resume window).
+// A shard is a (shard id, shard count) pair: during a reshard shard 1 of 4 and shard 1 of 8 are two
+// different shards with their own sessions, and both receive the events of the guilds they own.
 import type { GatewayConnection } from "./connection.ts"
+import { shardOf } from "./snowflake.ts"
+
+/** Map key of a (shard id, shard count) pair. */
+export const shardKey = (shardId: number, shardCount: number): string => `${shardId}/${shardCount}`
 
 export class Session {
   readonly id: string
@@ -12,6 +18,8 @@ export class Session {
   /** Last sequence number handed out (0 before READY). */
   seq = 0
   connection: GatewayConnection | undefined = undefined
+  /** Order of the last start or resume; the newest session of a shard id is its "current" one. */
+  activatedAt = 0
   expiry: ReturnType<typeof setTimeout> | undefined = undefined
   // Ring buffer of serialized dispatches: seq s lives at (s - 1) % capacity.
   readonly #ring: Array<string | undefined>
@@ -35,6 +43,11 @@ export class Session {
     return { seq, text }
   }
 
+  /** True when this session's (shard id, count) owns the guild: `(guild_id >> 22) % count === id`. */
+  owns(guildId: string | bigint): boolean {
+    return shardOf(guildId, this.shardCount) === this.shardId
+  }
+
   /** Frames after `seq`, oldest first; undefined when some were already evicted. */
   replayAfter(seq: number): Array<string> | undefined {
     if (seq < this.seq - this.#stored) return undefined
@@ -51,7 +64,11 @@ export interface QueuedDispatch {
 
 export class SessionStore {
   readonly #byId = new Map<string, Session>()
+  /** The current session of each shard id, whatever its count (what the per-shard-id control API addresses). */
   readonly #byShard = new Map<number, Session>()
+  /** The current session of each (shard id, shard count). */
+  readonly #byKey = new Map<string, Session>()
+  #activations = 0
   /** Dispatches addressed to a shard that had no session yet; delivered after its next READY. */
   readonly #queued = new Map<number, Array<QueuedDispatch>>()
   readonly #timeoutMs: number
@@ -63,29 +80,50 @@ export class SessionStore {
   }
 
   add(session: Session): void {
-    this.#byId.set(session.id, session)
-    this.#byShard.set(session.shardId, session)
+    this.#activate(session)
   }
 
   get(sessionId: string): Session | undefined {
     return this.#byId.get(sessionId)
   }
 
-  /** The shard's current session: the one most recently started or resumed. */
+  /** The shard id's current session (any shard count): the one most recently started or resumed. */
   ofShard(shardId: number): Session | undefined {
     return this.#byShard.get(shardId)
   }
 
+  /** The current session of shard `shardId` of `shardCount`. */
+  ofKey(shardId: number, shardCount: number): Session | undefined {
+    return this.#byKey.get(shardKey(shardId, shardCount))
+  }
+
+  /** The current session of each shard id (one per id, even while two shard counts run). */
   all(): Array<Session> {
     return [...this.#byShard.values()]
+  }
+
+  /** Every session still alive (connected or resumable), of every shard count, oldest first. */
+  everySession(): Array<Session> {
+    return [...this.#byId.values()]
+  }
+
+  /** Every alive session whose (shard id, count) owns the guild: Discord sends the guild's events to each. */
+  owning(guildId: string | bigint): Array<Session> {
+    return this.everySession().filter((session) => session.owns(guildId))
   }
 
   attach(session: Session, connection: GatewayConnection): void {
     if (session.expiry !== undefined) clearTimeout(session.expiry)
     session.expiry = undefined
     session.connection = connection
+    this.#activate(session)
+  }
+
+  #activate(session: Session): void {
+    session.activatedAt = ++this.#activations
     this.#byId.set(session.id, session)
     this.#byShard.set(session.shardId, session)
+    this.#byKey.set(shardKey(session.shardId, session.shardCount), session)
   }
 
   /** The connection went away without ending the session: start the resume window. */
@@ -103,7 +141,20 @@ export class SessionStore {
     if (session.expiry !== undefined) clearTimeout(session.expiry)
     session.expiry = undefined
     this.#byId.delete(session.id)
-    if (this.#byShard.get(session.shardId) === session) this.#byShard.delete(session.shardId)
+    // Another connected session of the same shard (an overlapping one, or the other generation of
+    // a reshard) becomes current again, so the control API keeps reaching a live shard. Merely
+    // resumable ones are not: dispatches then queue for the next READY, as before.
+    const key = shardKey(session.shardId, session.shardCount)
+    if (this.#byKey.get(key) === session) this.#replace(this.#byKey, key, (s) => shardKey(s.shardId, s.shardCount) === key)
+    if (this.#byShard.get(session.shardId) === session) this.#replace(this.#byShard, session.shardId, (s) => s.shardId === session.shardId)
+  }
+
+  /** Points `map[key]` at the most recently activated connected session matching, or removes it. */
+  #replace<K>(map: Map<K, Session>, key: K, matches: (session: Session) => boolean): void {
+    let newest: Session | undefined
+    for (const s of this.#byId.values()) if (s.connection?.state === "open" && matches(s) && (newest === undefined || s.activatedAt > newest.activatedAt)) newest = s
+    if (newest === undefined) map.delete(key)
+    else map.set(key, newest)
   }
 
   queue(shardId: number, dispatch: QueuedDispatch): void {
@@ -122,6 +173,7 @@ export class SessionStore {
     for (const session of this.#byId.values()) if (session.expiry !== undefined) clearTimeout(session.expiry)
     this.#byId.clear()
     this.#byShard.clear()
+    this.#byKey.clear()
     this.#queued.clear()
   }
 }

@@ -1,5 +1,6 @@
 // A steady trickle of realistic events spread over every shard with a live connection, each
-// routed to a guild the receiving shard owns (so the gateway's routing assumptions hold).
+// about a guild the receiving shard owns (so the gateway's routing assumptions hold) and, like
+// Discord, sent to every session owning that guild (both generations during a reshard).
 import { makeGuildCreate, makeRandomEvent } from "./events.ts"
 import { deliver } from "./gateway.ts"
 import type { FakeContext } from "./options.ts"
@@ -28,7 +29,7 @@ export function createTrickle(ctx: FakeContext, rng: () => number): Trickle {
     due = Math.min(due + (rate * (now - last)) / 1000, Math.max(1, rate))
     last = now
     if (due < 1) return
-    const live = ctx.sessions.all().filter((s) => s.connection?.writable === true && s.guildIds.length > 0)
+    const live = ctx.sessions.everySession().filter((s) => s.connection?.writable === true && s.guildIds.length > 0)
     if (live.length === 0) {
       due = 0
       return
@@ -38,13 +39,17 @@ export function createTrickle(ctx: FakeContext, rng: () => number): Trickle {
       n++
       if (rng() < GUILD_JOIN_SHARE) {
         const guildId = guildIdForShard(session.shardId, session.shardCount, session.guildIds.length)
-        session.guildIds.push(guildId)
-        deliver(session, "GUILD_CREATE", JSON.stringify(makeGuildCreate(guildId, { members: 10 + Math.floor(rng() * 200) })))
+        const dJson = JSON.stringify(makeGuildCreate(guildId, { members: 10 + Math.floor(rng() * 200) }))
+        for (const owner of ctx.sessions.owning(guildId)) {
+          owner.guildIds.push(guildId)
+          deliver(ctx, owner, "GUILD_CREATE", dJson)
+        }
         continue
       }
       const guildId = session.guildIds[Math.floor(rng() * session.guildIds.length)]!
       const event = makeRandomEvent(guildId, n, rng)
-      deliver(session, event.t, JSON.stringify(event.d))
+      const dJson = JSON.stringify(event.d)
+      for (const owner of ctx.sessions.owning(guildId)) deliver(ctx, owner, event.t, dJson)
     }
     ctx.notify()
   }
