@@ -4,7 +4,7 @@
 // reports failing publishes and clears them; ending the outbox ends the path once all is delivered.
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer } from "effect"
-import { Broker, BrokerError, type BrokerService } from "../../src/Broker/Broker.ts"
+import { allPublished, Broker, BrokerError, type BrokerService } from "../../src/Broker/Broker.ts"
 import type { DispatchEvent } from "../../src/Broker/DispatchEvent.ts"
 import { MAX_CHUNK, Outbox, makeOutbox } from "../../src/Broker/Outbox.ts"
 import { runEventPath } from "../../src/EventPath.ts"
@@ -33,7 +33,8 @@ const scriptedBroker = (script: (attempt: number, chunk: ReadonlyArray<DispatchE
   const broker: BrokerService = {
     name: "scripted",
     connected: () => true,
-    publish: (chunk) => Effect.suspend(() => Effect.andThen(script(++attempts, chunk), Effect.sync(() => void accepted.push(chunk))))
+    publish: (chunk) =>
+      Effect.suspend(() => Effect.andThen(script(++attempts, chunk), Effect.sync(() => (accepted.push(chunk), allPublished))))
   }
   return { broker, accepted, attempts: () => attempts }
 }
