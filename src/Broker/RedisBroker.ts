@@ -100,13 +100,18 @@ export const makeRedisBroker = (redis: RedisConnection, options: RedisBrokerOpti
     return { keys: [stream, fenceKey(stream, fencePrefix)], args }
   }
 
-  /** Reads one script's answer: ids of the added entries, the fence (a number) for refused ones. */
+  /** Reads one script's answer: the last id added (or null), then the 1-based positions of refused entries. */
   const settleScript = (stream: string, events: ReadonlyArray<DispatchEvent>, reply: unknown, refused: Array<DispatchEvent>): void => {
-    if (!Array.isArray(reply) || reply.length !== events.length) throw new Error(`fenced XADD ${stream}: unexpected reply`)
-    for (let i = 0; i < reply.length; i++) {
-      if (typeof reply[i] === "number") refused.push(events[i]!)
-      else sawId(stream, reply[i])
+    const unexpected = () => new Error(`fenced XADD ${stream}: unexpected reply ${JSON.stringify(reply)}`)
+    if (!Array.isArray(reply) || reply.length === 0) throw unexpected()
+    for (let i = 1; i < reply.length; i++) {
+      const event = events[Number(reply[i]) - 1]
+      if (event === undefined) throw unexpected()
+      refused.push(event)
     }
+    // No id only when every entry was refused.
+    if (reply[0] !== null) sawId(stream, reply[0])
+    else if (reply.length - 1 !== events.length) throw unexpected()
   }
 
   const sendFenced = async (batch: ReadonlyArray<DispatchEvent>): Promise<Published> => {

@@ -19,7 +19,7 @@ import { fencedTotal, GatewayCounters, GatewayStats } from "../../src/Metrics/Ga
 import { makeRedisClient, RedisClient } from "../../src/Redis/RedisClient.ts"
 import { makeReadiness, Readiness } from "../../src/Resilience/Readiness.ts"
 import { collectLogs } from "../support/logs.ts"
-import { REDIS_URL, serviceAvailable, testConfig, unique } from "./support.ts"
+import { freePort, REDIS_URL, serviceAvailable, startRedisServer, testConfig, unique } from "./support.ts"
 
 const available = await serviceAvailable("Redis", REDIS_URL)
 
@@ -163,5 +163,45 @@ describe.skipIf(!available)("Redis publish fence", () => {
       assert.lengthOf(warnings, 1, logs.lines.join("\n"))
       assert.include(warnings[0]!, "shard 0")
       assert.include(warnings[0]!, "epoch 8")
+    }))
+
+  it.live("trims like the plain path: by age from the server's ids (MINID ~), or by length (MAXLEN ~)", () =>
+    Effect.gen(function*() {
+      const redis = yield* reader
+      const prefix = `${unique("fence")}:`
+      const [byAge, byLength] = [unique("TYPING_START"), unique("PRESENCE_UPDATE")]
+      yield* cleanup(redis, [byAge, byLength].flatMap((s) => [s, fenceKey(s, prefix)]))
+      const connection = yield* makeRedisClient([Redacted.make(REDIS_URL)])
+      const events = (t: string, count: number, from: number) => Array.from({ length: count }, (_, i) => leasedEvent(t, 0, from + i, 1))
+
+      const aging = makeRedisBroker(connection, { encoding: "json", messageTimeoutMs: 5, maxLength: 1_000, fencePrefix: prefix })
+      yield* aging.publish(events(byAge, 400, 1))
+      yield* Effect.sleep("30 millis")
+      yield* aging.publish(events(byAge, 10, 401))
+      yield* aging.publish(events(byAge, 10, 411))
+      const aged = yield* entries(redis, byAge)
+      assert.isAtMost(aged.length, 120)
+      assert.deepStrictEqual(aged.slice(-20).map(shardSeq), Array.from({ length: 20 }, (_, i) => `0:${401 + i}`))
+
+      const capped = makeRedisBroker(connection, { encoding: "json", messageTimeoutMs: 0, maxLength: 100, fencePrefix: prefix })
+      for (let i = 0; i < 5; i++) yield* capped.publish(events(byLength, 200, 1 + i * 200))
+      const length = yield* Effect.promise(() => redis.xlen(byLength))
+      assert.isAtLeast(length, 100)
+      assert.isAtMost(length, 300)
+    }))
+
+  it.live("sends the script's source again when Redis lost its script cache", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(freePort)
+      const server = yield* Effect.promise(() => startRedisServer(port))
+      yield* Effect.addFinalizer(() => Effect.promise(() => server.kill()))
+      const broker = makeRedisBroker(yield* makeRedisClient([Redacted.make(server.url)]), { encoding: "json", messageTimeoutMs: 0, maxLength: 1_000 })
+      yield* broker.publish([leasedEvent("READY", 0, 1, 2)])
+      const own = new Redis(server.url)
+      yield* Effect.addFinalizer(() => Effect.promise(() => own.quit()))
+      yield* Effect.promise(() => own.script("FLUSH"))
+      const result = yield* broker.publish([leasedEvent("READY", 0, 2, 1), leasedEvent("READY", 0, 3, 2)])
+      assert.deepStrictEqual(result.refused.map((e) => e.seq), [2])
+      assert.deepStrictEqual((yield* entries(own, "READY")).map(shardSeq), ["0:1", "0:3"])
     }))
 })
