@@ -1,11 +1,13 @@
 // Events into RabbitMQ: a durable direct exchange named after [broker] group, routing key = event
 // name, and a durable queue "<group>:<EVENT>" per event so events wait for consumers that start
 // later. Messages are persistent; a batch counts as published once RabbitMQ confirmed every one.
+// RabbitMQ cannot check a lease epoch, so there is no server-side fence: the event path drops
+// events whose lease this process lost before each batch, and the epoch travels in a header.
 import { Effect, Layer, type Redacted } from "effect"
 import type { ConfirmChannel, Message, Options } from "amqplib"
 import { AppConfig } from "../Config/AppConfig.ts"
 import type { PayloadEncoding } from "../Config/GatewayConfig.ts"
-import { Broker, BrokerError, publishAttempt } from "./Broker.ts"
+import { allPublished, Broker, BrokerError, publishAttempt } from "./Broker.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
 import { encodeData } from "./Encoding.ts"
 import { type AmqpLink, makeAmqpLink } from "./AmqpLink.ts"
@@ -85,7 +87,8 @@ export const makeAmqpBroker = (options: AmqpBrokerOptions) =>
       mandatory: true,
       contentType: options.encoding === "json" ? "application/json" : "application/msgpack",
       type: e.t,
-      headers: { shard: e.shard, seq: e.seq },
+      // epoch: the shard lease the event was read under (only with leases), for consumers that fence themselves.
+      headers: e.epoch > 0 ? { shard: e.shard, seq: e.seq, epoch: e.epoch } : { shard: e.shard, seq: e.seq },
       ...(options.messageTimeoutMs > 0 ? { expiration: String(options.messageTimeoutMs) } : {})
     })
     const encoding = options.encoding
@@ -144,7 +147,7 @@ export const makeAmqpBroker = (options: AmqpBrokerOptions) =>
       connected: () => link.channel() !== undefined && link.blocked() === undefined,
       publish: (batch) =>
         Effect.suspend(() => {
-          if (batch.length === 0) return Effect.void
+          if (batch.length === 0) return Effect.succeed(allPublished)
           const channel = link.channel()
           const state = channel && states.get(channel)
           if (channel === undefined || state === undefined) {
@@ -153,7 +156,7 @@ export const makeAmqpBroker = (options: AmqpBrokerOptions) =>
           }
           const blocked = link.blocked()
           if (blocked !== undefined) return Effect.fail(fail(`RabbitMQ at ${link.endpoint} is blocking publishers (${blocked})`))
-          return publishAttempt(attempt, (signal) => send(channel, state, batch, signal))
+          return Effect.as(publishAttempt(attempt, (signal) => send(channel, state, batch, signal)), allPublished)
         })
     })
   })

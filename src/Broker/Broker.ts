@@ -1,8 +1,9 @@
 // Where events go. A broker publishes a batch and succeeds only once the far side has accepted
-// every event in it (flushed, acknowledged, confirmed): the checkpoint follows that success.
-// `brokerSink` turns any broker into the Sink the event path runs into.
+// every event in it (flushed, acknowledged, confirmed) or refused it for good (fenced: its shard's
+// lease has moved on): the checkpoint follows the accepted ones. `brokerSink` turns any broker
+// into the Sink the event path runs into, and drops events whose lease this process lost.
 import { Context, Data, Effect, Sink } from "effect"
-import type { NonEmptyReadonlyArray } from "effect/Array"
+import { isReadonlyArrayNonEmpty as isNonEmpty, type NonEmptyReadonlyArray } from "effect/Array"
 import { Backoffs, backoffSchedule } from "../Resilience/Backoff.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
 
@@ -16,9 +17,21 @@ export class BrokerError extends Data.TaggedError("BrokerError")<{
   }
 }
 
+/**
+ * What the broker did with a batch it answered for: it holds every event except `refused`, those
+ * it fenced off (their lease epoch is older than the one their shard's current holder raised).
+ * Refused events are gone for good: never retried, their receipts never told.
+ */
+export interface Published {
+  readonly refused: ReadonlyArray<DispatchEvent>
+}
+
+/** The usual answer: nothing refused. */
+export const allPublished: Published = { refused: [] }
+
 export interface BrokerService {
   readonly name: string
-  readonly publish: (batch: ReadonlyArray<DispatchEvent>) => Effect.Effect<void, BrokerError>
+  readonly publish: (batch: ReadonlyArray<DispatchEvent>) => Effect.Effect<Published, BrokerError>
   /** Whether the broker is reachable now (for /readyz). */
   readonly connected: () => boolean
 }
@@ -31,7 +44,7 @@ export class Broker extends Context.Service<Broker, BrokerService>()("gateway/Br
  * `timeoutMs` (`onTimeout` runs first: a connection in an unknown state is best dropped). The
  * promise gets an AbortSignal that fires when the attempt is abandoned.
  */
-export const publishAttempt = (options: {
+export const publishAttempt = <A>(options: {
   readonly broker: string
   readonly endpoint: string
   readonly timeoutMs: number
@@ -39,7 +52,7 @@ export const publishAttempt = (options: {
   /** Our wording for the client's error (never a raw client sentence the user cannot act on). */
   readonly explain: (cause: unknown) => string
   readonly onTimeout?: () => void
-}, send: (signal: AbortSignal) => Promise<unknown>): Effect.Effect<void, BrokerError> =>
+}, send: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, BrokerError> =>
   Effect.tryPromise({
     try: send,
     catch: (cause) => new BrokerError({ broker: options.broker, reason: `publish to ${options.endpoint} failed: ${options.explain(cause)}`, cause })
@@ -51,8 +64,7 @@ export const publishAttempt = (options: {
           options.onTimeout?.()
           return Effect.fail(new BrokerError({ broker: options.broker, reason: options.timeoutReason }))
         })
-    }),
-    Effect.asVoid
+    })
   )
 
 /** What the sink tells its runner (metrics, readiness, outage logs live above the broker). */
@@ -60,31 +72,78 @@ export interface SinkObserver {
   /** A publish attempt failed; the chunk is retried after a backoff. */
   readonly failed: (error: BrokerError) => Effect.Effect<void>
   /**
-   * The broker accepted `chunk` (every receipt was already told), `durationMs` after the first
-   * attempt began (retries included).
+   * Events of `chunk` that were not published because this process no longer holds their shard's
+   * lease: dropped before an attempt (`where` = "local") or refused by the broker (`where` = its
+   * name). Their receipts are not told. Called before `accepted`.
    */
-  readonly accepted: (chunk: NonEmptyReadonlyArray<DispatchEvent>, durationMs: number) => Effect.Effect<void>
+  readonly fenced: (events: NonEmptyReadonlyArray<DispatchEvent>, where: string) => Effect.Effect<void>
+  /**
+   * The broker is done with `chunk`: `published` of its events were accepted (their receipts were
+   * already told), the rest fenced; `durationMs` after the first attempt began (retries included).
+   */
+  readonly accepted: (chunk: NonEmptyReadonlyArray<DispatchEvent>, published: number, durationMs: number) => Effect.Effect<void>
+}
+
+/**
+ * `events` without those whose receipt says the lease they were read under is gone (pushed onto
+ * `dropped`, in order). The same array when all are current, which is the rule: one call per event.
+ */
+export const keepCurrent = (events: ReadonlyArray<DispatchEvent>, dropped: Array<DispatchEvent>): ReadonlyArray<DispatchEvent> => {
+  for (let i = 0; i < events.length; i++) {
+    if (events[i]!.receipt.current()) continue
+    const kept = events.slice(0, i)
+    dropped.push(events[i]!)
+    for (let j = i + 1; j < events.length; j++) {
+      const e = events[j]!
+      if (e.receipt.current()) kept.push(e)
+      else dropped.push(e)
+    }
+    return kept
+  }
+  return events
 }
 
 /**
  * The broker as a Sink of events: each chunk is published whole, retried through outages with
- * the broker-outage backoff until the broker accepts it, and only then is each event's receipt
- * told (so checkpoints never pass an event the broker does not hold). Chunks go one at a time,
+ * the broker-outage backoff until the broker answers for it, and only then is each accepted
+ * event's receipt told (so checkpoints never pass an event the broker does not hold). Before
+ * every attempt, events whose lease this process lost are dropped (the shard's new holder replays
+ * them from the checkpoint), so a stale event never waits out an outage. Chunks go one at a time,
  * in order.
  */
 export const brokerSink = (broker: BrokerService, observer: SinkObserver): Sink.Sink<void, DispatchEvent> => {
   const retry = backoffSchedule(Backoffs.brokerOutage)
   return Sink.forEachArray((chunk: NonEmptyReadonlyArray<DispatchEvent>) => {
     const startedAt = performance.now()
-    return broker.publish(chunk).pipe(
+    // Shrinks across attempts: a lease once lost stays lost.
+    let live: ReadonlyArray<DispatchEvent> = chunk
+    const dropped: Array<DispatchEvent> = []
+    const attempt = Effect.suspend(() => {
+      live = keepCurrent(live, dropped)
+      return live.length === 0 ? Effect.succeed(allPublished) : broker.publish(live)
+    })
+    return attempt.pipe(
       Effect.tapError(observer.failed),
       Effect.retry(retry),
       // The retry never gives up, so this is never reached; it types the sink as infallible.
       Effect.orDie,
-      Effect.andThen(Effect.suspend(() => {
-        for (const event of chunk) event.receipt.accepted(event.seq)
-        return observer.accepted(chunk, performance.now() - startedAt)
-      }))
+      Effect.flatMap(({ refused }) => {
+        if (refused.length === 0) {
+          for (const event of live) event.receipt.accepted(event.seq)
+        } else {
+          const fenced = new Set(refused)
+          for (const event of live) if (!fenced.has(event)) event.receipt.accepted(event.seq)
+        }
+        const published = observer.accepted(chunk, live.length - refused.length, performance.now() - startedAt)
+        if (dropped.length === 0 && refused.length === 0) return published
+        return Effect.andThen(
+          Effect.andThen(
+            isNonEmpty(dropped) ? observer.fenced(dropped, "local") : Effect.void,
+            isNonEmpty(refused) ? observer.fenced(refused, broker.name) : Effect.void
+          ),
+          published
+        )
+      })
     )
   })
 }

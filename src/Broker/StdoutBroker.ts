@@ -7,7 +7,7 @@
 import { Effect, Layer, type Stdio, Stream } from "effect"
 import { currentStdio, isNodeStdio } from "../Process/Stdio.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
-import { Broker, BrokerError } from "./Broker.ts"
+import { allPublished, Broker, BrokerError } from "./Broker.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
 import type { PayloadEncoding } from "../Config/GatewayConfig.ts"
 import { encodeEvent } from "./Encoding.ts"
@@ -43,7 +43,8 @@ export const makeStdoutBroker = (stdio: Stdio.Stdio, encoding: PayloadEncoding) 
       Effect.mapError((error) => {
         open = false
         return new BrokerError({ broker: "stdout", reason: `write failed: ${error.message}`, cause: error })
-      })
+      }),
+      Effect.as(allPublished)
     )
   return Broker.of({
     name: "stdout",

@@ -34,6 +34,11 @@ export const publishErrorsTotal = Metric.counter("gateway_publish_errors_total",
   description: "Failed publish attempts (each retry counts).",
   incremental: true
 })
+export const fencedTotal = Metric.counter("gateway_fenced_events_total", {
+  description: "Events not published because this process no longer held their shard's lease: " +
+    "dropped before publishing (where=\"local\") or refused by the broker's fence (where=broker name).",
+  incremental: true
+})
 export const publishDuration = Metric.histogram("gateway_publish_duration_seconds", {
   description: "Time from taking a batch to the broker accepting it, retries included.",
   boundaries: LATENCY_BUCKETS
@@ -80,6 +85,7 @@ export class GatewayCounters {
   readonly #published = new Series(publishedTotal)
   readonly #publishErrors = new Series(publishErrorsTotal)
   readonly #publishDurations = new Series(publishDuration)
+  readonly #fenced = new Series(fencedTotal)
   readonly #restarts = new Series(shardRestartsTotal)
   #budget: number | (() => number) | undefined
 
@@ -110,6 +116,7 @@ export class GatewayCounters {
   /** Makes the broker's zero-valued series visible before its first batch. */
   announceBroker(broker: string): void {
     for (const series of [this.#published, this.#publishErrors, this.#publishDurations]) series.of({ broker }).valueUnsafe(this.context)
+    this.#fenced.of({ where: "local" }).valueUnsafe(this.context)
   }
 
   identified(shard: number): void {
@@ -136,6 +143,11 @@ export class GatewayCounters {
   publishedBatch(broker: string, events: number, durationMs: number): void {
     this.#update(this.#published.of({ broker }), events)
     this.#update(this.#publishDurations.of({ broker }), durationMs / 1000)
+  }
+
+  /** Events not published for a lost lease: `where` is "local" or the refusing broker's name. */
+  fenced(where: string, events: number): void {
+    this.#update(this.#fenced.of({ where }), events)
   }
 
   publishFailed(broker: string): void {

@@ -91,6 +91,20 @@ describe.skipIf(!available)("AmqpBroker", () => {
       }))
   }
 
+  it.live("carries the lease epoch in the epoch header when the event was read under a lease, and no epoch header without one", () =>
+    Effect.gen(function*() {
+      const group = unique("test")
+      const { channel } = yield* consumer(group, ["RESUMED"])
+      const broker = yield* makeAmqpBroker({ url: Redacted.make(AMQP_URL), group, encoding: "json", messageTimeoutMs: 0, events: [] })
+      const [unleased, leased] = fakeBatch(["RESUMED"], 2)
+      yield* broker.publish([unleased!, { ...leased!, epoch: 12 }])
+      const messages = yield* drain(channel, queueName(group, "RESUMED"))
+      assert.deepStrictEqual(messages.map((m) => m.properties.headers), [
+        { shard: unleased!.shard, seq: unleased!.seq },
+        { shard: leased!.shard, seq: leased!.seq, epoch: 12 }
+      ])
+    }))
+
   it.live("omits the expiration when message_timeout is 0", () =>
     Effect.gen(function*() {
       const group = unique("test")

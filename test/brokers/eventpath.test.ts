@@ -1,13 +1,15 @@
 // The event path in-process: the outbox as a Stream into a broker Sink, with a scripted broker.
 // A publisher killed by a defect is restarted and loses nothing; chunks are at most 512 events;
 // receipts follow acceptance; full outboxes pause the shards and wake them at half; /readyz
-// reports failing publishes and clears them; ending the outbox ends the path once all is delivered.
+// reports failing publishes and clears them; ending the outbox ends the path once all is delivered;
+// events whose lease this process lost are dropped before every attempt.
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer } from "effect"
-import { Broker, BrokerError, type BrokerService } from "../../src/Broker/Broker.ts"
+import { Context, Deferred, Effect, Fiber, Layer, Metric } from "effect"
+import { allPublished, Broker, BrokerError, type BrokerService } from "../../src/Broker/Broker.ts"
 import type { DispatchEvent } from "../../src/Broker/DispatchEvent.ts"
 import { MAX_CHUNK, Outbox, makeOutbox } from "../../src/Broker/Outbox.ts"
 import { runEventPath } from "../../src/EventPath.ts"
+import { fencedTotal, GatewayCounters, GatewayStats, publishedTotal } from "../../src/Metrics/GatewayStats.ts"
 import { Readiness, makeReadiness } from "../../src/Resilience/Readiness.ts"
 import { supervise } from "../../src/Resilience/Supervisor.ts"
 import { collectLogs } from "../support/logs.ts"
@@ -33,7 +35,8 @@ const scriptedBroker = (script: (attempt: number, chunk: ReadonlyArray<DispatchE
   const broker: BrokerService = {
     name: "scripted",
     connected: () => true,
-    publish: (chunk) => Effect.suspend(() => Effect.andThen(script(++attempts, chunk), Effect.sync(() => void accepted.push(chunk))))
+    publish: (chunk) =>
+      Effect.suspend(() => Effect.andThen(script(++attempts, chunk), Effect.sync(() => (accepted.push(chunk), allPublished))))
   }
   return { broker, accepted, attempts: () => attempts }
 }
@@ -164,5 +167,55 @@ describe("event path", () => {
       yield* runEventPath.pipe(Effect.provide(layer))
       assert.deepStrictEqual(scripted.accepted.flat().map(key), events.slice(0, 4).map(key))
       assert.strictEqual(outbox.size(), 0)
+    }))
+
+  it.live("drops events whose lease this process lost before each attempt, retries included: not published, receipts not told, counted, logged once per shard and lease", () =>
+    Effect.gen(function*() {
+      const acked: Array<string> = []
+      let shard1Held = true
+      const events: Array<DispatchEvent> = Array.from({ length: 1_200 }, (_, i) => {
+        const shard = i % 3 === 0 ? 1 : 0
+        const current = shard === 1 ? () => shard1Held : () => true
+        return { shard, t: "MESSAGE_CREATE", seq: i + 1, data: "{}", epoch: 7, receipt: { accepted: (seq) => void acked.push(`${shard}:${seq}`), current } }
+      })
+      // The first attempt fails (a broker outage); shard 1's lease lapses before the retry.
+      const scripted = scriptedBroker((attempt) =>
+        attempt === 1
+          ? Effect.andThen(Effect.sync(() => (shard1Held = false)), Effect.fail(new BrokerError({ broker: "scripted", reason: "down" })))
+          : Effect.void
+      )
+      const { outbox, logs, layer } = yield* environment(scripted.broker, 10_000)
+      const stats = new GatewayCounters(Context.make(Metric.MetricRegistry, new Map()))
+      for (const e of events) outbox.offer(e)
+      yield* outbox.end
+      yield* runEventPath.pipe(Effect.provide(Layer.merge(layer, Layer.succeed(GatewayStats, stats))))
+
+      const published = scripted.accepted.flat()
+      const shard0 = events.filter((e) => e.shard === 0)
+      assert.deepStrictEqual(published.map(key), shard0.map(key), "only the held shard's events reach the broker, in order")
+      assert.deepStrictEqual(acked, shard0.map((e) => `0:${e.seq}`), "and only their receipts are told")
+      assert.strictEqual(outbox.size(), 0, "dropped events leave the outbox")
+      assert.strictEqual(Metric.withAttributes(fencedTotal, { where: "local" }).valueUnsafe(stats.context).count, events.length - shard0.length)
+      assert.strictEqual(Metric.withAttributes(publishedTotal, { broker: "scripted" }).valueUnsafe(stats.context).count, shard0.length)
+      const fenced = logs.lines.filter((l) => l.includes("no longer held"))
+      assert.lengthOf(fenced, 1, `one line for the shard however many chunks carried its events:\n${logs.lines.join("\n")}`)
+      assert.match(fenced[0]!, /^Warn: shard 1 is no longer held by this process \(its lease of epoch 7 lapsed or moved to another process\).*new owner replays them from the checkpoint/)
+    }))
+
+  it.live("a chunk whose events are all stale is dropped without waiting for the broker", () =>
+    Effect.gen(function*() {
+      const acked: Array<number> = []
+      const events: Array<DispatchEvent> = Array.from({ length: 5 }, (_, i) => (
+        { shard: 2, t: "TYPING_START", seq: i + 1, data: "{}", epoch: 3, receipt: { accepted: (seq) => void acked.push(seq), current: () => false } }
+      ))
+      const scripted = scriptedBroker(() => Effect.fail(new BrokerError({ broker: "scripted", reason: "down" })))
+      const { outbox, readiness, layer } = yield* environment(scripted.broker, 100)
+      for (const e of events) outbox.offer(e)
+      yield* outbox.end
+      yield* runEventPath.pipe(Effect.provide(layer))
+      assert.strictEqual(scripted.attempts(), 0)
+      assert.deepStrictEqual(acked, [])
+      assert.strictEqual(outbox.size(), 0)
+      assert.deepStrictEqual(readiness.brokenParts(), [])
     }))
 })

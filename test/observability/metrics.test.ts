@@ -41,6 +41,7 @@ describe("gateway metrics", () => {
       gateway_events_published_total: "counter",
       gateway_publish_errors_total: "counter",
       gateway_publish_duration_seconds: "histogram",
+      gateway_fenced_events_total: "counter",
       gateway_broker_connected: "gauge",
       gateway_outbox_events: "gauge",
       gateway_outbox_capacity: "gauge",
@@ -61,6 +62,7 @@ describe("gateway metrics", () => {
     expect(samples.filter((s) => s.name === "gateway_identifies_total").map((s) => [s.labels, s.value])).toEqual([[{ shard: "0" }, 0], [{ shard: "1" }, 0]])
     expect(samples.some((s) => s.name === "gateway_commands_refused_total" && s.labels.reason === "malformed" && s.value === 0)).toBe(true)
     expect(samples.some((s) => s.name === "gateway_events_published_total" && s.labels.broker === "redis" && s.value === 0)).toBe(true)
+    expect(samples.filter((s) => s.name === "gateway_fenced_events_total").map((s) => [s.labels, s.value])).toEqual([[{ where: "local" }, 0]])
   })
 
   it("reports each counter with its labels, including families whose first series appears later", () => {
