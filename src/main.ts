@@ -30,7 +30,6 @@ import { SessionBudgetLive } from "./RateLimiter/SessionBudget.ts"
 import { NoShardLeases, RedisShardLeasesLive } from "./Cluster/ShardLeases.ts"
 import { RedisMembershipLive } from "./Cluster/Membership.ts"
 import { isAutomatic, ShardOwnershipLive } from "./Cluster/ShardOwnership.ts"
-import { NoPublishFence } from "./Broker/Fence.ts"
 import { CheckpointerLive } from "./ShardStore/Checkpointer.ts"
 import { shardStoreLayer } from "./ShardStore/layers.ts"
 import { ShardPlan } from "./Cluster/ShardPlan.ts"
@@ -56,13 +55,14 @@ const appLayer = (config: GatewayConfig) => {
     Layer.provide(redis ? redisRequired(RedisRateLimiterLive) : MemoryRateLimiterLive),
     Layer.provideMerge(budget)
   )
-  const fence = NoPublishFence
-  const leases = redis ? redisRequired(RedisShardLeasesLive).pipe(Layer.provide(fence)) : NoShardLeases
+  // The broker also provides the publish fence the leases raise on every claim (a no-op but for Redis).
+  const broker = brokerLayer(config)
+  const leases = redis ? redisRequired(RedisShardLeasesLive).pipe(Layer.provide(broker)) : NoShardLeases
   // Processes sharing Redis and no fixed shard ids form a cluster: they split the shards by themselves.
   const cluster = isAutomatic(config)
     ? Layer.mergeAll(ShardOwnershipLive, redisRequired(RedisMembershipLive)).pipe(Layer.provideMerge(leases))
     : Layer.merge(ShardOwnershipLive, leases)
-  const core = Layer.mergeAll(limiter, store, cluster, OutboxLive, ShardStatusLive, brokerLayer(config))
+  const core = Layer.mergeAll(limiter, store, cluster, OutboxLive, ShardStatusLive, broker)
   const session = ShardSessionLive.pipe(Layer.provideMerge(core), Layer.provideMerge(Layer.mergeAll(TransportLive, ShardCommandsLive)))
   const shards = SharderLive.pipe(Layer.provideMerge(session), Layer.provideMerge(plan))
   const app = commandsLayer(config).pipe(Layer.provideMerge(shards))
