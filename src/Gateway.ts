@@ -10,6 +10,7 @@ import { runEventPath } from "./EventPath.ts"
 import { Supervision, supervised } from "./Resilience/Supervisor.ts"
 import { Checkpointer } from "./ShardStore/Checkpointer.ts"
 import { Sharder } from "./Shard/Sharder.ts"
+import { watchShardCount } from "./Cluster/ShardCountWatch.ts"
 import { ShardSession } from "./Shard/ShardSession.ts"
 import { ShardStatus } from "./Shard/ShardStatus.ts"
 
@@ -27,6 +28,7 @@ export const runGateway = (stop: Deferred.Deferred<string>, started: Deferred.De
     const publisher = yield* Effect.forkScoped(supervised(runEventPath, { name: "publisher" }))
     const checkpoints = yield* Effect.forkScoped(supervised(checkpointer.run, { name: "checkpointer" }))
     const shards = yield* Effect.forkScoped(sharder.run)
+    yield* Effect.forkScoped(watchShardCount)
     // Commands wait in their shard's queue until it is READY, so reading them can start now.
     yield* commands.start
     yield* Deferred.succeed(started, undefined)
