@@ -265,8 +265,9 @@ export const RedisShardLeasesLive = Layer.effect(
   })
 )
 
-/** Without Redis there is nothing to coordinate with: every shard is always held. */
-export const forever = (): LeaseCell => ({ until: Number.POSITIVE_INFINITY, epoch: 0 })
+/** Without Redis there is nothing to coordinate with: every shard is always held, under this one cell. */
+export const FOREVER: LeaseCell = Object.freeze({ until: Number.POSITIVE_INFINITY, epoch: 0 })
+const forever = () => FOREVER
 
 export const NoShardLeases = Layer.succeed(
   ShardLeases,

@@ -20,7 +20,7 @@ import { ShardStore } from "../ShardStore/ShardStore.ts"
 import type { DroppedPayload } from "../Transport/Inflater.ts"
 import { type Connection, ConnectError, Transport } from "../Transport/Transport.ts"
 import { GatewayStats } from "../Metrics/GatewayStats.ts"
-import { type LeaseCell, ShardLeases } from "../Cluster/ShardLeases.ts"
+import { FOREVER, type LeaseCell, ShardLeases } from "../Cluster/ShardLeases.ts"
 import { type Ending, endingLabel, Endings, mustTerminate } from "./Ending.ts"
 import { runHeartbeat } from "./Heartbeat.ts"
 import { type Attempt, reconnectSchedule } from "./Reconnect.ts"
@@ -467,7 +467,8 @@ export const ShardSessionLive = Layer.effect(
         const stored = yield* store.load(shard).pipe(
           Effect.catch((error) => Effect.as(Effect.logWarning(`${error.message}; identifying afresh`), undefined))
         )
-        const mayAct = () => clock.currentTimeMillisUnsafe() < lease.until
+        // Without leases (`until` = Infinity, never changed) no clock read: the publisher asks per event.
+        const mayAct = lease === FOREVER ? () => true : () => clock.currentTimeMillisUnsafe() < lease.until
         const sh: ShardRun = {
           shard,
           lease,
