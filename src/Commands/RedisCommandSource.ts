@@ -449,6 +449,16 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
           const stream = inboxStream(group, shard)
           inboxes.delete(stream)
           opened.delete(stream)
+          // A read still blocking on the inbox may yet deliver entries to this process: end it
+          // and wait for them (`handle` hands them straight on), so the next owner finds them.
+          const read = reading
+          if (read !== undefined && read.names.includes(stream)) {
+            if (blocking.id !== undefined) {
+              const id = String(blocking.id)
+              yield* withTimeout("CLIENT UNBLOCK", COMMAND_TIMEOUT_MS, () => redis.client.call("CLIENT", ["UNBLOCK", id])).pipe(Effect.ignore)
+            }
+            yield* Effect.timeoutOption(Deferred.await(read.done), options.blockMs + READ_TIMEOUT_MARGIN_MS)
+          }
           const mine = held.get(stream)
           if (mine === undefined) return
           const acked = setIn(acking, stream)
@@ -464,6 +474,11 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
     })
 
     // ---- intake: group setup, the blocking reader and the reclaimer ---------------------------
+
+    /** The XREADGROUP in flight: a leaving shard's inbox may be in it. */
+    let reading: { readonly names: ReadonlyArray<string>; readonly done: Deferred.Deferred<void> } | undefined
+    /** The blocking connection's CLIENT ID (standalone Redis), once known. */
+    const blocking: { id: number | undefined } = { id: undefined }
 
     /** Streams whose group is known to exist (forgotten on NOGROUP: Redis may have restarted empty). */
     const groupsReady = new Set<string>()
@@ -486,6 +501,8 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
 
     const reader = Effect.gen(function*() {
       const client = yield* blockingClient(redis)
+      // A new connection has a new id.
+      client.on("ready", () => void (blocking.id = undefined))
       const outage = outageLog(`reading commands from Redis at ${redis.endpoint}`)
       let announced = false
       const readOnce = Effect.gen(function*() {
@@ -509,16 +526,27 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
         const blockMs = readSend ? options.blockMs : Math.min(options.blockMs, SEND_BUSY_WAIT_MS)
         const args: Array<string | number> = ["GROUP", group, consumer, "COUNT", READ_COUNT, "BLOCK", blockMs, "STREAMS", ...names]
         for (let i = 0; i < names.length; i++) args.push(">")
-        const reply = yield* withTimeout("XREADGROUP", blockMs + READ_TIMEOUT_MARGIN_MS, () => client.callBuffer("XREADGROUP", args)).pipe(
-          Effect.tapError(() =>
-            Effect.sync(() => {
-              // A reply that never comes: start over on a fresh connection.
-              if (client.status === "ready") client.disconnect(true)
-            })
+        // Standalone: the connection's id, so a leaving shard can cut the wait short (CLIENT UNBLOCK).
+        if (!(client instanceof Cluster) && blocking.id === undefined) {
+          blocking.id = Number(yield* withTimeout("CLIENT ID", COMMAND_TIMEOUT_MS, () => client.client("ID")))
+        }
+        const done = Deferred.makeUnsafe<void>()
+        reading = { names, done }
+        yield* Effect.gen(function*() {
+          const reply = yield* withTimeout("XREADGROUP", blockMs + READ_TIMEOUT_MARGIN_MS, () => client.callBuffer("XREADGROUP", args)).pipe(
+            Effect.tapError(() =>
+              Effect.sync(() => {
+                // A reply that never comes: start over on a fresh connection.
+                if (client.status === "ready") client.disconnect(true)
+              })
+            )
           )
-        )
-        yield* outage.succeeded
-        for (const [stream, entries] of streamReplies(reply)) yield* handle(stream, parseEntries(entries))
+          yield* outage.succeeded
+          for (const [stream, entries] of streamReplies(reply)) yield* handle(stream, parseEntries(entries))
+        }).pipe(Effect.ensuring(Effect.sync(() => {
+          reading = undefined
+          Deferred.doneUnsafe(done, Effect.void)
+        })))
       })
       for (let attempt = 1;;) {
         const result = yield* Effect.result(readOnce)

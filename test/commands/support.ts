@@ -24,6 +24,8 @@ export const routerLayer = (options: {
   readonly shardCount: number
   readonly automatic?: boolean
   readonly submit: (shard: number, payload: string) => Effect.Effect<void>
+  /** Waited before each send, before `wanted` is checked (the real sender's send-window wait). */
+  readonly pace?: (shard: number) => Effect.Effect<void>
   /** May use the router's CommandStats (the Redis forwarder counts its refusals there). */
   readonly forwarder?: Layer.Layer<CommandForwarder, never, CommandStats>
 }) => {
@@ -44,6 +46,7 @@ export const routerLayer = (options: {
       for (let shard = 0; shard < options.shardCount; shard++) {
         yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
           const job = yield* queues.take(shard)
+          if (options.pace !== undefined) yield* options.pace(shard)
           if (job.wanted !== undefined && !job.wanted()) return
           yield* options.submit(shard, job.payload)
           yield* job.sent
