@@ -62,8 +62,9 @@ const appLayer = (config: GatewayConfig) => {
   const cluster = isAutomatic(config)
     ? Layer.mergeAll(ShardOwnershipLive, redisRequired(RedisMembershipLive)).pipe(Layer.provideMerge(leases))
     : Layer.merge(ShardOwnershipLive, leases)
-  const core = Layer.mergeAll(limiter, store, cluster, OutboxLive, ShardStatusLive, broker)
-  const session = ShardSessionLive.pipe(Layer.provideMerge(core), Layer.provideMerge(Layer.mergeAll(TransportLive, ShardCommandsLive)))
+  const core = Layer.mergeAll(limiter, store, cluster, OutboxLive, broker)
+  // The shard queues and status follow the shards' comings and goings (ShardOwnership, in `cluster`).
+  const session = ShardSessionLive.pipe(Layer.provideMerge(Layer.mergeAll(TransportLive, ShardCommandsLive, ShardStatusLive)), Layer.provideMerge(core))
   const shards = SharderLive.pipe(Layer.provideMerge(session), Layer.provideMerge(plan))
   const app = commandsLayer(config).pipe(Layer.provideMerge(shards))
   // Built last, so a taken port fails the start before any shard connects; one stats instance for all.

@@ -11,7 +11,7 @@ import type { ConfirmChannel } from "amqplib"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { type AmqpLink, makeAmqpLink } from "../Broker/AmqpLink.ts"
 import { BrokerError } from "../Broker/Broker.ts"
-import { ShardPlan } from "../Cluster/ShardPlan.ts"
+import { ShardOwnership } from "../Cluster/ShardOwnership.ts"
 
 export const SEND_KEY = "SEND"
 export const sendQueue = (group: string): string => `${group}:${SEND_KEY}`
@@ -37,11 +37,11 @@ export const declareInbox = async (channel: ConfirmChannel, group: string, shard
   await channel.bindQueue(inboxQueue(group, shard), group, inboxKey(shard))
 }
 
-export const AmqpCommandLinkLive: Layer.Layer<AmqpCommandLink, BrokerError, AppConfig | ShardPlan> = Layer.effect(
+export const AmqpCommandLinkLive: Layer.Layer<AmqpCommandLink, BrokerError, AppConfig | ShardOwnership> = Layer.effect(
   AmqpCommandLink,
   Effect.gen(function*() {
     const config = yield* AppConfig
-    const plan = yield* ShardPlan
+    const ownership = yield* ShardOwnership
     const group = config.broker.group
     if (config.amqp.url === undefined) {
       return yield* new BrokerError({ broker: "amqp", reason: "no URL configured; set AMQP_URL or url in [amqp], e.g. amqp://guest:guest@localhost:5672" })
@@ -54,7 +54,8 @@ export const AmqpCommandLinkLive: Layer.Layer<AmqpCommandLink, BrokerError, AppC
       await channel.assertQueue(sendQueue(group), { durable: true })
       await channel.bindQueue(sendQueue(group), group, SEND_KEY)
       const known = new Set<number>()
-      for (const shard of plan.shardIds) {
+      // The inboxes of the shards run now; one that arrives later is declared when consumed.
+      for (const shard of ownership.owned()) {
         await declareInbox(channel, group, shard)
         known.add(shard)
       }

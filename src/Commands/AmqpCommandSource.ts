@@ -6,13 +6,19 @@
 // Unacknowledged messages go back to their queue when a channel closes (a crash, a lost
 // connection, a shutdown), and RabbitMQ delivers them again: at-least-once. Prefetch bounds what a
 // process holds; a shard's backlog waits in its queue.
+//
+// The inboxes consumed are those of the shards this process runs now (ShardOwnership). When a
+// shard arrives its inbox consumer starts; when it leaves the consumer is cancelled and the
+// messages it still holds unsent are given back (nack, requeue): cancelling a consumer does not
+// requeue what it was delivered, only closing the channel does.
 import { Effect, Layer, Queue } from "effect"
 import type { Channel, ConfirmChannel, ConsumeMessage } from "amqplib"
-import { AmqpCommandLink, inboxQueue, sendQueue } from "./AmqpCommandLink.ts"
+import { ShardOwnership } from "../Cluster/ShardOwnership.ts"
+import { AmqpCommandLink, declareInbox, inboxQueue, sendQueue } from "./AmqpCommandLink.ts"
 import { decodeEnvelope } from "./Command.ts"
 import { BrokerCommandSource, type CommandSource } from "./CommandSource.ts"
 import { errorText } from "../Resilience/OutageLog.ts"
-import { CommandRouter, describeShards } from "./Router.ts"
+import { CommandRouter, describeOwned } from "./Router.ts"
 import type { Part } from "./Targets.ts"
 
 /** Unacknowledged SEND messages per consumer: routing is quick, so this only batches. */
@@ -25,10 +31,19 @@ interface Delivery {
   readonly message: ConsumeMessage
 }
 
+/** An inbox message handed to its shard's queue. */
+interface InboxDelivery extends Delivery {
+  /** Written to Discord and acknowledged. */
+  sent: boolean
+  /** Its shard left: no longer to be sent here. */
+  released: boolean
+}
+
 const CANCEL_TIMEOUT = "3 seconds"
 
 export const makeAmqpCommandSource = Effect.gen(function*() {
   const router = yield* CommandRouter
+  const ownership = yield* ShardOwnership
   const shared = yield* AmqpCommandLink
   const { link, group } = shared
   const context = yield* Effect.context<never>()
@@ -45,41 +60,135 @@ export const makeAmqpCommandSource = Effect.gen(function*() {
     }
   }
 
+  const requeue = ({ channel, message }: Delivery) => {
+    if (shared.closed.has(channel)) return
+    try {
+      channel.nack(message, false, true)
+    } catch {
+      // Closed meanwhile: requeued by RabbitMQ anyway.
+    }
+  }
+
+  // ---- per-shard inbox consumers, following the shards run here -------------------------------
+
+  /** Shards whose inbox is consumed here (or is to be, once there is a channel). */
+  const local = new Set(ownership.owned())
+  /** The consumer of each local shard's inbox on the current channel. */
+  const consumers = new Map<number, { readonly channel: ConfirmChannel; readonly tag: string }>()
+  /** Inbox messages handed to a shard's queue and not sent yet. */
+  const unsent = new Map<number, Set<InboxDelivery>>()
+  /** Shards being released: messages still arriving for them wait here for the cancel to finish. */
+  const leaving = new Map<number, Array<Delivery>>()
+  /** The channel intake consumes on; undefined while intake is stopped. */
+  let consuming: ConfirmChannel | undefined
+
+  const onInbox = (channel: ConfirmChannel, shard: number, message: ConsumeMessage) => {
+    if (!local.has(shard)) {
+      const strays = leaving.get(shard)
+      if (strays !== undefined) strays.push({ channel, message })
+      else requeue({ channel, message })
+      return
+    }
+    // Decoded right here, synchronously, so a shard's payloads keep their queue order.
+    const decoded = decodeEnvelope(message.content)
+    if (!decoded.ok) {
+      runFork(router.refuse(decoded.refusal, `AMQP queue ${inboxQueue(group, shard)}`, message.content))
+      ack(channel, message)
+      return
+    }
+    const delivery: InboxDelivery = { channel, message, sent: false, released: false }
+    let waiting = unsent.get(shard)
+    if (waiting === undefined) unsent.set(shard, waiting = new Set())
+    waiting.add(delivery)
+    router.sendLocal(shard, {
+      payload: decoded.value.payload,
+      sent: Effect.sync(() => {
+        delivery.sent = true
+        waiting.delete(delivery)
+        ack(channel, message)
+      }),
+      wanted: () => {
+        if (delivery.released) return false
+        if (!shared.closed.has(channel)) return true
+        waiting.delete(delivery)
+        return false
+      }
+    })
+  }
+
+  const startInbox = async (channel: ConfirmChannel, shard: number) => {
+    if (!local.has(shard) || consumers.get(shard)?.channel === channel) return
+    let known = shared.declared.get(channel)
+    if (known === undefined) shared.declared.set(channel, known = new Set())
+    if (!known.has(shard)) {
+      await declareInbox(channel, group, shard)
+      known.add(shard)
+    }
+    // Prefetch (per consumer) is the channel's last setting: INBOX_PREFETCH, set by `consume`.
+    const inbox = await channel.consume(inboxQueue(group, shard), (message) => {
+      if (message !== null) onInbox(channel, shard, message)
+    }, { noAck: false })
+    if (local.has(shard) && consuming === channel) consumers.set(shard, { channel, tag: inbox.consumerTag })
+    else await channel.cancel(inbox.consumerTag)
+  }
+
+  const cancel = (consumer: { readonly channel: ConfirmChannel; readonly tag: string } | undefined) =>
+    consumer === undefined || shared.closed.has(consumer.channel)
+      ? Effect.void
+      : Effect.tryPromise(() => consumer.channel.cancel(consumer.tag)).pipe(Effect.timeout(CANCEL_TIMEOUT), Effect.ignore)
+
+  yield* ownership.watch({
+    acquired: (shard) =>
+      Effect.suspend(() => {
+        local.add(shard)
+        const channel = consuming
+        if (channel === undefined) return Effect.void
+        return Effect.tryPromise(() => startInbox(channel, shard)).pipe(
+          Effect.catch((cause) =>
+            Effect.andThen(
+              Effect.logWarning(`consuming the command inbox of shard ${shard} failed (${errorText(cause)}); reconnecting`),
+              Effect.sync(() => link.reset("consuming an inbox failed"))
+            )
+          )
+        )
+      }),
+    releasing: (shard) =>
+      Effect.gen(function*() {
+        local.delete(shard)
+        const strays: Array<Delivery> = []
+        leaving.set(shard, strays)
+        const consumer = consumers.get(shard)
+        consumers.delete(shard)
+        const held = Array.from(unsent.get(shard) ?? [])
+        unsent.delete(shard)
+        for (const delivery of held) delivery.released = true
+        // A job found wanted just before may be between its write to Discord and its ack
+        // (synchronous, but its fiber may have yielded): let it get there.
+        yield* Effect.yieldNow
+        // Cancelled first, so what is given back is not delivered to this consumer again.
+        yield* cancel(consumer)
+        leaving.delete(shard)
+        for (const delivery of held) if (!delivery.sent) requeue(delivery)
+        for (const delivery of strays) requeue(delivery)
+      })
+  })
+
   const run = Effect.gen(function*() {
     const ingress = yield* Queue.unbounded<Delivery>()
-    const tags = new Map<ConfirmChannel, Array<string>>()
-
-    const onInbox = (channel: ConfirmChannel, shard: number, message: ConsumeMessage) => {
-      // Decoded right here, synchronously, so a shard's payloads keep their queue order.
-      const decoded = decodeEnvelope(message.content)
-      if (!decoded.ok) {
-        runFork(router.refuse(decoded.refusal, `AMQP queue ${inboxQueue(group, shard)}`, message.content))
-        ack(channel, message)
-        return
-      }
-      router.sendLocal(shard, {
-        payload: decoded.value.payload,
-        sent: Effect.sync(() => ack(channel, message)),
-        wanted: () => !shared.closed.has(channel)
-      })
-    }
+    let sendTag: { readonly channel: ConfirmChannel; readonly tag: string } | undefined
 
     const consume = async (channel: ConfirmChannel) => {
-      const mine: Array<string> = []
-      tags.set(channel, mine)
+      consuming = channel
+      // What the closed channel held is delivered again by RabbitMQ: nothing to give back.
+      for (const waiting of unsent.values()) for (const delivery of waiting) if (shared.closed.has(delivery.channel)) waiting.delete(delivery)
       // Prefetch applies to consumers started after it (per consumer).
       await channel.prefetch(SEND_PREFETCH)
       const send = await channel.consume(sendQueue(group), (message) => {
         if (message !== null) Queue.offerUnsafe(ingress, { channel, message })
       }, { noAck: false })
-      mine.push(send.consumerTag)
+      sendTag = { channel, tag: send.consumerTag }
       await channel.prefetch(INBOX_PREFETCH)
-      for (const shard of router.ownedShards) {
-        const inbox = await channel.consume(inboxQueue(group, shard), (message) => {
-          if (message !== null) onInbox(channel, shard, message)
-        }, { noAck: false })
-        mine.push(inbox.consumerTag)
-      }
+      for (const shard of local) await startInbox(channel, shard)
     }
 
     // Stop consuming (the finalizer runs when intake is interrupted); SEND messages not routed
@@ -87,19 +196,12 @@ export const makeAmqpCommandSource = Effect.gen(function*() {
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         shared.hooks.onChannel = undefined
-        const channel = link.channel()
-        const mine = channel === undefined ? undefined : tags.get(channel)
-        if (channel !== undefined && mine !== undefined) {
-          yield* Effect.tryPromise(() => Promise.all(mine.map((tag) => channel.cancel(tag)))).pipe(Effect.timeout(CANCEL_TIMEOUT), Effect.ignore)
-        }
-        for (const { channel: from, message } of yield* Queue.clear(ingress)) {
-          if (shared.closed.has(from)) continue
-          try {
-            from.nack(message, false, true)
-          } catch {
-            // Closed meanwhile: requeued by RabbitMQ anyway.
-          }
-        }
+        consuming = undefined
+        const current = [sendTag, ...consumers.values()].filter((c) => c !== undefined && c.channel === link.channel())
+        consumers.clear()
+        sendTag = undefined
+        yield* Effect.forEach(current, cancel, { concurrency: "unbounded", discard: true })
+        for (const delivery of yield* Queue.clear(ingress)) requeue(delivery)
       })
     )
 
@@ -116,7 +218,8 @@ export const makeAmqpCommandSource = Effect.gen(function*() {
       )
     }
     yield* Effect.logInfo(
-      `reading commands from AMQP queue ${sendQueue(group)} and the inbox queues of shard(s) ${describeShards(router.ownedShards)}`
+      `reading commands from AMQP queue ${sendQueue(group)} and the inbox queues of ` +
+        (ownership.automatic ? `the shards this process runs (now: ${describeOwned(ownership.owned())})` : `shard(s) ${describeOwned(ownership.owned())}`)
     )
 
     // SEND messages: decode a batch, forward every part to its shard's inbox, then ack.
@@ -145,7 +248,7 @@ export const makeAmqpCommandSource = Effect.gen(function*() {
   return { name: "amqp", run: Effect.asVoid(run) } satisfies CommandSource
 })
 
-export const AmqpCommandSourceLive: Layer.Layer<BrokerCommandSource, never, AmqpCommandLink | CommandRouter> = Layer.effect(
+export const AmqpCommandSourceLive: Layer.Layer<BrokerCommandSource, never, AmqpCommandLink | CommandRouter | ShardOwnership> = Layer.effect(
   BrokerCommandSource,
   Effect.map(makeAmqpCommandSource, (source) => ({ source }))
 )

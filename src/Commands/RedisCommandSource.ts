@@ -15,13 +15,21 @@
 // SEND entries are forwarded by a fiber of their own. While it waits (an inbox is full: see
 // RedisForwarder.ts), SEND is not read any further, so a flood waits in SEND, where Redis keeps
 // it, instead of being trimmed away or piling up in memory; the inboxes are read all along.
+//
+// The inboxes read are those of the shards this process runs now (ShardOwnership). When a shard
+// leaves, its inbox is no longer read, its jobs still queued here are dropped unacknowledged, and
+// the entries this process held for it are handed to the next one at once: claimed to ourselves
+// with a long idle time (XCLAIM ... IDLE), so the next owner's XAUTOCLAIM takes them right away
+// instead of after RECLAIM_IDLE_MS. When a shard arrives, what its inbox has pending that way is
+// taken over first (XAUTOCLAIM), then its inbox is read with the others.
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
-import { Deferred, Effect, Layer, Queue, type Scope } from "effect"
+import { Deferred, Effect, Layer, Queue, type Scope, Semaphore } from "effect"
 import { Cluster, type Redis } from "ioredis"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { RedisClient, type RedisConnection, redisErrorText } from "../Redis/RedisClient.ts"
-import { CommandRouter, describeShards } from "./Router.ts"
+import { ShardOwnership } from "../Cluster/ShardOwnership.ts"
+import { CommandRouter, describeOwned } from "./Router.ts"
 import { BrokerCommandSource, type CommandSource } from "./CommandSource.ts"
 import { backoffDelayMs, Backoffs } from "../Resilience/Backoff.ts"
 import { outageLog } from "../Resilience/OutageLog.ts"
@@ -66,6 +74,12 @@ const COMMAND_TIMEOUT_MS = 10_000
 /** While a SEND batch is being forwarded, the reader waits this long for it before reading the inboxes alone. */
 const SEND_BUSY_WAIT_MS = 250
 
+/**
+ * The idle time handed-off entries get: above any reclaim idle time, so the next owner takes them
+ * at once, and below the clock (Redis turns an IDLE reaching before the epoch into zero).
+ */
+export const HANDED_OFF_IDLE_MS = 86_400_000
+
 // Touches the given ids if, and only if, they are still pending for this consumer, atomically,
 // so a keep-alive never takes back an entry another process has reclaimed. Returns one status
 // per id: "" (still ours, touched), the name of the consumer now holding it (taken over), or
@@ -91,6 +105,26 @@ if #kept > 0 then
   redis.call(unpack(args))
 end
 return status
+`
+
+// Gives the given ids, those still pending for this consumer only (atomically, as above), a long
+// idle time (ARGV[3]) so that whoever runs their shard next takes them over at once. Returns how
+// many were handed off.
+const HAND_OFF_SCRIPT = `
+local kept = {}
+for i = 4, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #pending > 0 and pending[1][2] == ARGV[2] then kept[#kept + 1] = ARGV[i] end
+end
+if #kept > 0 then
+  local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
+  for _, id in ipairs(kept) do args[#args + 1] = id end
+  args[#args + 1] = 'IDLE'
+  args[#args + 1] = ARGV[3]
+  args[#args + 1] = 'JUSTID'
+  redis.call(unpack(args))
+end
+return #kept
 `
 
 interface Entry {
@@ -164,20 +198,40 @@ const blockingClient = (redis: RedisConnection): Effect.Effect<Redis | Cluster, 
 export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCommandOptions) =>
   Effect.gen(function*() {
     const router = yield* CommandRouter
+    const ownership = yield* ShardOwnership
     const { group, consumer } = options
+    /** The inboxes of the shards run here now, by stream: what they deliver is routed to the shard. */
     const inboxes = new Map<string, number>()
-    for (const shard of router.ownedShards) inboxes.set(inboxStream(group, shard), shard)
-    const streams = [SEND_STREAM, ...inboxes.keys()]
+    /** Inboxes read now: those above, once what was left pending in them is taken over. */
+    const opened = new Set<string>()
+    /** Shards that arrived and whose inbox is not opened yet, in order. */
+    const arrivals = yield* Queue.unbounded<number>()
+    for (const shard of ownership.owned()) {
+      inboxes.set(inboxStream(group, shard), shard)
+      // Static shards are read from the start, as they always were; those of an automatic cluster
+      // may have entries handed off by a process that ran them before.
+      if (ownership.automatic) Queue.offerUnsafe(arrivals, shard)
+      else opened.add(inboxStream(group, shard))
+    }
+    /** SEND and the inboxes read now. */
+    const streams = () => [SEND_STREAM, ...opened]
     /** Ids taken by this consumer and not yet acknowledged, per stream. */
-    const held = new Map<string, Set<string>>(streams.map((s) => [s, new Set()]))
+    const held = new Map<string, Set<string>>()
     /** Ids whose acknowledgement is queued or in flight. */
-    const acking = new Map<string, Set<string>>(streams.map((s) => [s, new Set()]))
+    const acking = new Map<string, Set<string>>()
+    const setIn = (map: Map<string, Set<string>>, stream: string) => {
+      let set = map.get(stream)
+      if (set === undefined) map.set(stream, set = new Set())
+      return set
+    }
     const ackQueue = yield* Queue.unbounded<{ readonly stream: string; readonly id: string }>()
+    /** Keep-alives and hand-offs one at a time, so a keep-alive never touches what was just handed off. */
+    const touching = Semaphore.makeUnsafe(1)
     const sendSource = `Redis stream ${SEND_STREAM}`
 
     const ack = (stream: string, id: string) =>
       Effect.sync(() => {
-        acking.get(stream)!.add(id)
+        setIn(acking, stream).add(id)
         Queue.offerUnsafe(ackQueue, { stream, id })
       })
 
@@ -207,8 +261,8 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
 
     const settle = (batch: ReadonlyArray<{ readonly stream: string; readonly id: string }>) => {
       for (const { stream, id } of batch) {
-        held.get(stream)!.delete(id)
-        acking.get(stream)!.delete(id)
+        held.get(stream)?.delete(id)
+        acking.get(stream)?.delete(id)
       }
     }
 
@@ -247,13 +301,18 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
         Effect.gen(function*() {
           yield* Effect.sleep(options.keepAliveEveryMs)
           for (const [stream, ids] of held) {
-            const pending = acking.get(stream)!
+            const pending = acking.get(stream) ?? new Set<string>()
             const mine = Array.from(ids).filter((id) => !pending.has(id))
             for (let i = 0; i < mine.length; i += 500) {
-              const chunk = mine.slice(i, i + 500)
-              const status = yield* withTimeout("EVAL", COMMAND_TIMEOUT_MS, () => redis.client.eval(KEEP_ALIVE_SCRIPT, 1, stream, group, consumer, ...chunk)).pipe(
-                Effect.catch((reason) => Effect.as(Effect.logDebug(`keeping ${stream} entries failed: ${reason}`), undefined))
-              )
+              let chunk = mine.slice(i, i + 500)
+              // Not what was handed off meanwhile: touching it would make its next owner wait.
+              const status = yield* touching.withPermits(1)(Effect.suspend(() => {
+                chunk = chunk.filter((id) => ids.has(id) && !pending.has(id))
+                if (chunk.length === 0) return Effect.succeed(undefined)
+                return withTimeout("EVAL", COMMAND_TIMEOUT_MS, () => redis.client.eval(KEEP_ALIVE_SCRIPT, 1, stream, group, consumer, ...chunk)).pipe(
+                  Effect.catch((reason) => Effect.as(Effect.logDebug(`keeping ${stream} entries failed: ${reason}`), undefined))
+                )
+              }))
               if (!Array.isArray(status) || status.length !== chunk.length) continue
               // Only what is still ours to lose: acknowledged meanwhile by this process is fine.
               const takenBy = new Map<string, number>()
@@ -295,7 +354,7 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
     const routeSend = (entries: ReadonlyArray<Entry>) =>
       Effect.gen(function*() {
         const stream = SEND_STREAM
-        const mine = held.get(stream)!
+        const mine = setIn(held, stream)
         const routed: Array<string> = []
         const parts: Array<Part> = []
         for (const entry of entries) {
@@ -334,7 +393,9 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
     const handle = (stream: string, entries: ReadonlyArray<Entry>) =>
       Effect.gen(function*() {
         if (entries.length === 0) return
-        const mine = held.get(stream)!
+        // Read or taken over while its shard was leaving: straight on to the shard's next process.
+        if (stream !== SEND_STREAM && !inboxes.has(stream)) return yield* handOff(stream, entries.map((e) => e.id))
+        const mine = setIn(held, stream)
         for (const entry of entries) mine.add(entry.id)
         if (stream === SEND_STREAM) {
           const done = Deferred.makeUnsafe<void>()
@@ -356,55 +417,136 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
         }
       })
 
+    // ---- shards arriving and leaving -----------------------------------------------------------
+
+    function handOff(stream: string, list: ReadonlyArray<string>) {
+      return touching.withPermits(1)(Effect.gen(function*() {
+        let handed = 0
+        for (let i = 0; i < list.length; i += 500) {
+          const chunk = list.slice(i, i + 500)
+          const n = yield* withTimeout("EVAL", COMMAND_TIMEOUT_MS, () => redis.client.eval(HAND_OFF_SCRIPT, 1, stream, group, consumer, HANDED_OFF_IDLE_MS, ...chunk))
+          handed += Number(n)
+        }
+        if (handed > 0) yield* Effect.logInfo(`handed ${handed} pending command(s) of ${stream} on to the shard's next gateway process`)
+      })).pipe(
+        Effect.catch((reason) =>
+          Effect.logWarning(
+            `could not hand ${list.length} pending command(s) of ${stream} on to the shard's next gateway process (${reason}); ` +
+              `it takes them over once they were idle for ${options.reclaimIdleMs / 1000}s`
+          )
+        )
+      )
+    }
+
+    yield* ownership.watch({
+      acquired: (shard) =>
+        Effect.sync(() => {
+          inboxes.set(inboxStream(group, shard), shard)
+          Queue.offerUnsafe(arrivals, shard)
+        }),
+      releasing: (shard) =>
+        Effect.gen(function*() {
+          const stream = inboxStream(group, shard)
+          inboxes.delete(stream)
+          opened.delete(stream)
+          // A read still blocking on the inbox may yet deliver entries to this process: end it
+          // and wait for them (`handle` hands them straight on), so the next owner finds them.
+          const read = reading
+          if (read !== undefined && read.names.includes(stream)) {
+            if (blocking.id !== undefined) {
+              const id = String(blocking.id)
+              yield* withTimeout("CLIENT UNBLOCK", COMMAND_TIMEOUT_MS, () => redis.client.call("CLIENT", ["UNBLOCK", id])).pipe(Effect.ignore)
+            }
+            yield* Effect.timeoutOption(Deferred.await(read.done), options.blockMs + READ_TIMEOUT_MARGIN_MS)
+          }
+          const mine = held.get(stream)
+          if (mine === undefined) return
+          const acked = setIn(acking, stream)
+          // Their jobs are no longer wanted (not sent, not kept alive), and the queue is emptied.
+          const unsent = Array.from(mine).filter((id) => !acked.has(id))
+          for (const id of unsent) mine.delete(id)
+          // A job found wanted just before may be between its write to Discord and its
+          // acknowledgement (synchronous, but its fiber may have yielded): let it get there.
+          yield* Effect.yieldNow
+          const left = unsent.filter((id) => !acked.has(id))
+          if (left.length > 0) yield* handOff(stream, left)
+        })
+    })
+
     // ---- intake: group setup, the blocking reader and the reclaimer ---------------------------
 
-    let groupsReady = false
-    const ensureGroups = withTimeout("XGROUP CREATE", COMMAND_TIMEOUT_MS, async () => {
-      const pipeline = redis.client.pipeline()
-      // SEND from its end: a new group does not replay commands other groups left there. An inbox
-      // from its start: everything in it was forwarded to this group, possibly before it existed.
-      for (const stream of streams) pipeline.xgroup("CREATE", stream, group, stream === SEND_STREAM ? "$" : "0", "MKSTREAM")
-      const replies = await pipeline.exec()
-      if (replies === null) throw new Error("the pipeline was discarded")
-      for (const [error] of replies) if (error && !error.message.includes("BUSYGROUP")) throw error
-    }).pipe(Effect.tap(() => Effect.sync(() => void (groupsReady = true))))
+    /** The XREADGROUP in flight: a leaving shard's inbox may be in it. */
+    let reading: { readonly names: ReadonlyArray<string>; readonly done: Deferred.Deferred<void> } | undefined
+    /** The blocking connection's CLIENT ID (standalone Redis), once known. */
+    const blocking: { id: number | undefined } = { id: undefined }
 
-    const inboxRoom = (stream: string) => INBOX_WINDOW - held.get(stream)!.size
+    /** Streams whose group is known to exist (forgotten on NOGROUP: Redis may have restarted empty). */
+    const groupsReady = new Set<string>()
+    const ensureGroups = (streams: ReadonlyArray<string>) =>
+      withTimeout("XGROUP CREATE", COMMAND_TIMEOUT_MS, async () => {
+        const pipeline = redis.client.pipeline()
+        // SEND from its end: a new group does not replay commands other groups left there. An inbox
+        // from its start: everything in it was forwarded to this group, possibly before it existed.
+        for (const stream of streams) pipeline.xgroup("CREATE", stream, group, stream === SEND_STREAM ? "$" : "0", "MKSTREAM")
+        const replies = await pipeline.exec()
+        if (replies === null) throw new Error("the pipeline was discarded")
+        for (const [error] of replies) if (error && !error.message.includes("BUSYGROUP")) throw error
+      }).pipe(Effect.tap(() => Effect.sync(() => streams.forEach((s) => groupsReady.add(s)))))
+    const ensureAllGroups = Effect.suspend(() => {
+      const missing = streams().filter((s) => !groupsReady.has(s))
+      return missing.length === 0 ? Effect.void : ensureGroups(missing)
+    })
+
+    const inboxRoom = (stream: string) => INBOX_WINDOW - setIn(held, stream).size
 
     const reader = Effect.gen(function*() {
       const client = yield* blockingClient(redis)
+      // A new connection has a new id.
+      client.on("ready", () => void (blocking.id = undefined))
       const outage = outageLog(`reading commands from Redis at ${redis.endpoint}`)
       let announced = false
       const readOnce = Effect.gen(function*() {
         // Dialled on first use (lazyConnect); afterwards ioredis redials by itself.
         if (client.status === "wait" || client.status === "end") yield* withTimeout("connect", COMMAND_TIMEOUT_MS, () => client.connect())
-        if (!groupsReady) yield* ensureGroups
+        yield* ensureAllGroups
         if (!announced) {
           announced = true
           yield* Effect.logInfo(
-            `reading commands from Redis stream ${SEND_STREAM} (group ${group}, consumer ${consumer}) and the inboxes of shard(s) ${describeShards(router.ownedShards)}`
+            `reading commands from Redis stream ${SEND_STREAM} (group ${group}, consumer ${consumer}) and the inboxes of ` +
+              (ownership.automatic ? `the shards this process runs (now: ${describeOwned(ownership.owned())})` : `shard(s) ${describeOwned(ownership.owned())}`)
           )
         }
         // A SEND batch still being forwarded: usually a matter of milliseconds; if it takes longer
         // (an inbox is full), SEND is left unread until it is done, while the inboxes are read.
         if (sendBusy > 0 && lastSendDone !== undefined) yield* Effect.timeoutOption(Deferred.await(lastSendDone), SEND_BUSY_WAIT_MS)
         const readSend = sendBusy === 0
-        const names = streams.filter((s) => s === SEND_STREAM ? readSend : inboxRoom(s) >= READ_COUNT)
+        const names = streams().filter((s) => s === SEND_STREAM ? readSend : inboxRoom(s) >= READ_COUNT)
         if (names.length === 0) return yield* Effect.sleep(SEND_BUSY_WAIT_MS)
         // Without SEND in the read, block briefly: SEND is to be read again as soon as it may.
         const blockMs = readSend ? options.blockMs : Math.min(options.blockMs, SEND_BUSY_WAIT_MS)
         const args: Array<string | number> = ["GROUP", group, consumer, "COUNT", READ_COUNT, "BLOCK", blockMs, "STREAMS", ...names]
         for (let i = 0; i < names.length; i++) args.push(">")
-        const reply = yield* withTimeout("XREADGROUP", blockMs + READ_TIMEOUT_MARGIN_MS, () => client.callBuffer("XREADGROUP", args)).pipe(
-          Effect.tapError(() =>
-            Effect.sync(() => {
-              // A reply that never comes: start over on a fresh connection.
-              if (client.status === "ready") client.disconnect(true)
-            })
+        // Standalone: the connection's id, so a leaving shard can cut the wait short (CLIENT UNBLOCK).
+        if (!(client instanceof Cluster) && blocking.id === undefined) {
+          blocking.id = Number(yield* withTimeout("CLIENT ID", COMMAND_TIMEOUT_MS, () => client.client("ID")))
+        }
+        const done = Deferred.makeUnsafe<void>()
+        reading = { names, done }
+        yield* Effect.gen(function*() {
+          const reply = yield* withTimeout("XREADGROUP", blockMs + READ_TIMEOUT_MARGIN_MS, () => client.callBuffer("XREADGROUP", args)).pipe(
+            Effect.tapError(() =>
+              Effect.sync(() => {
+                // A reply that never comes: start over on a fresh connection.
+                if (client.status === "ready") client.disconnect(true)
+              })
+            )
           )
-        )
-        yield* outage.succeeded
-        for (const [stream, entries] of streamReplies(reply)) yield* handle(stream, parseEntries(entries))
+          yield* outage.succeeded
+          for (const [stream, entries] of streamReplies(reply)) yield* handle(stream, parseEntries(entries))
+        }).pipe(Effect.ensuring(Effect.sync(() => {
+          reading = undefined
+          Deferred.doneUnsafe(done, Effect.void)
+        })))
       })
       for (let attempt = 1;;) {
         const result = yield* Effect.result(readOnce)
@@ -412,16 +554,15 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
           attempt = 1
           continue
         }
-        if (result.failure.includes("NOGROUP")) groupsReady = false
+        if (result.failure.includes("NOGROUP")) groupsReady.clear()
         yield* outage.failed(result.failure)
         yield* Effect.sleep(backoffDelayMs(Backoffs.redial, attempt++, Math.random()))
       }
     }).pipe(Effect.scoped)
 
-    const reclaimOnce = Effect.gen(function*() {
-      for (const stream of streams) {
-        // SEND waits, like the reader, while a batch of it is still being forwarded.
-        if (stream === SEND_STREAM && sendBusy > 0) continue
+    /** Takes over what was left pending in the stream for reclaimIdleMs (or handed off); how many. */
+    const reclaimStream = (stream: string) =>
+      Effect.gen(function*() {
         let room = stream === SEND_STREAM ? 5 * READ_COUNT : inboxRoom(stream)
         let cursor = "0-0"
         let claimed = 0
@@ -429,19 +570,56 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
           const reply = yield* withTimeout("XAUTOCLAIM", COMMAND_TIMEOUT_MS, () =>
             redis.client.callBuffer("XAUTOCLAIM", [stream, group, consumer, options.reclaimIdleMs, cursor, "COUNT", Math.min(room, READ_COUNT)]))
           if (!Array.isArray(reply)) break
-          const entries = parseEntries(reply[1]).filter((e) => !held.get(stream)!.has(e.id))
+          const entries = parseEntries(reply[1]).filter((e) => !setIn(held, stream).has(e.id))
           claimed += entries.length
           room -= Math.max(1, entries.length)
           yield* handle(stream, entries)
           cursor = asString(reply[0])
           if (cursor === "0-0") break
         }
+        return claimed
+      })
+
+    const reclaimOnce = Effect.gen(function*() {
+      for (const stream of streams()) {
+        // SEND waits, like the reader, while a batch of it is still being forwarded.
+        if (stream === SEND_STREAM && sendBusy > 0) continue
+        if (!groupsReady.has(stream)) continue
+        const claimed = yield* reclaimStream(stream)
         if (claimed > 0) yield* Effect.logInfo(`took over ${claimed} command(s) in ${stream} left pending by a gateway process that stopped`)
       }
     })
 
+    // An arriving shard: its group, then what a previous process handed off (or left idle long
+    // enough), then its inbox joins the reads. Retried through outages while the shard stays.
+    const openInbox = (shard: number) =>
+      Effect.gen(function*() {
+        const stream = inboxStream(group, shard)
+        if (inboxes.get(stream) !== shard || opened.has(stream)) return
+        if (!groupsReady.has(stream)) yield* ensureGroups([stream])
+        const claimed = yield* reclaimStream(stream)
+        if (inboxes.get(stream) !== shard) return
+        opened.add(stream)
+        yield* Effect.logInfo(
+          `reading the command inbox of shard ${shard}` + (claimed > 0 ? `; took over ${claimed} command(s) its previous gateway process left pending` : "")
+        )
+      })
+
+    const opener = Effect.forever(
+      Effect.gen(function*() {
+        const shard = yield* Queue.take(arrivals)
+        for (let attempt = 1;; attempt++) {
+          const result = yield* Effect.result(openInbox(shard))
+          if (result._tag === "Success") break
+          if (result.failure.includes("NOGROUP")) groupsReady.clear()
+          yield* Effect.logWarning(`opening the command inbox of shard ${shard} failed (${result.failure}); retrying`)
+          yield* Effect.sleep(backoffDelayMs(Backoffs.redial, attempt, Math.random()))
+        }
+      })
+    )
+
     const forgetIdleConsumers = Effect.gen(function*() {
-      for (const stream of streams) {
+      for (const stream of streams()) {
         const info = yield* withTimeout("XINFO CONSUMERS", COMMAND_TIMEOUT_MS, () => redis.client.call("XINFO", ["CONSUMERS", stream, group]))
         if (!Array.isArray(info)) continue
         for (const row of info) {
@@ -457,10 +635,10 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
 
     const reclaimer = Effect.gen(function*() {
       for (let round = 0;; round++) {
-        if (groupsReady) {
+        if (groupsReady.has(SEND_STREAM)) {
           yield* reclaimOnce.pipe(
             Effect.catch((reason) => {
-              if (reason.includes("NOGROUP")) groupsReady = false
+              if (reason.includes("NOGROUP")) groupsReady.clear()
               return Effect.logDebug(`reclaiming commands failed: ${reason}`)
             })
           )
@@ -472,7 +650,7 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
 
     return {
       name: "redis",
-      run: Effect.all([reader, reclaimer, sendForwarder], { concurrency: 3, discard: true })
+      run: Effect.all([reader, reclaimer, sendForwarder, opener], { concurrency: 4, discard: true })
     } satisfies CommandSource
   })
 

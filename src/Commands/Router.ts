@@ -7,7 +7,12 @@
 // from the broker's shared SEND stream/queue are instead forwarded to the inbox of every target
 // shard, this process's own included: a shard's backlog then waits in the broker, where it is
 // durable, and each inbox is acknowledged only once its payload was written to Discord.
-import { Context, Effect, Layer, Random, Semaphore } from "effect"
+//
+// Which shards are local follows ShardOwnership: a shard may arrive or leave while running. A
+// stdin command queued for a shard that leaves is handed on through the broker (stdin does not
+// deliver it again), in the order it was queued.
+import { Context, Effect, Layer, Queue, Random, Semaphore } from "effect"
+import { ShardOwnership } from "../Cluster/ShardOwnership.ts"
 import { ShardPlan } from "../Cluster/ShardPlan.ts"
 import { type CommandJob, ShardCommands } from "../Shard/ShardCommands.ts"
 import { type Command, decodeCommand, decodeEnvelope } from "./Command.ts"
@@ -28,7 +33,7 @@ export const STDIN_WINDOW_PER_SHARD = 1_000
 export class CommandRouter extends Context.Service<CommandRouter, {
   /** The bot's total shard count (what guild routing divides by). */
   readonly shardCount: number
-  readonly ownedShards: ReadonlyArray<number>
+  /** Whether this process runs the shard now (ShardOwnership). */
   readonly owns: (shard: number) => boolean
   /** The broker commands can be forwarded through, if any. */
   readonly forwarding: string | undefined
@@ -58,12 +63,11 @@ export const CommandRouterLive = Layer.effect(
   CommandRouter,
   Effect.gen(function*() {
     const plan = yield* ShardPlan
+    const ownership = yield* ShardOwnership
     const shardCommands = yield* ShardCommands
     const forwarder = yield* CommandForwarder
     const stats = yield* CommandStats
     const { shardCount } = plan
-    const owned = new Set(plan.shardIds)
-    const ownedText = describeShards(plan.shardIds)
 
     const refuse = (refused: Refusal, source: string, sample: Uint8Array | string) =>
       Effect.suspend(() => {
@@ -116,18 +120,48 @@ export const CommandRouterLive = Layer.effect(
       })
 
     const windows = new Map<number, Semaphore.Semaphore>()
-    for (const shard of plan.shardIds) windows.set(shard, Semaphore.makeUnsafe(STDIN_WINDOW_PER_SHARD))
+    const windowOf = (shard: number) => {
+      let window = windows.get(shard)
+      if (window === undefined) windows.set(shard, window = Semaphore.makeUnsafe(STDIN_WINDOW_PER_SHARD))
+      return window
+    }
+
+    // Stdin commands dropped unsent because their shard left: forwarded to its inbox, one batch at
+    // a time so they keep their order (without a broker they are refused: nobody can send them).
+    const handOn = yield* Queue.unbounded<Part>()
+    yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+      const parts = yield* Queue.takeAll(handOn)
+      if (forwarder.broker !== undefined) return yield* forward(parts)
+      const shards = [...new Set(parts.map((p) => p.shard))].join(", ")
+      for (const part of parts) {
+        yield* refuse(
+          refusal("not_local", `shard ${shards} left this process before the command was sent, and the stdout broker cannot forward it; use broker type redis or amqp`),
+          "stdin",
+          part.payload
+        )
+      }
+    })))
 
     const dispatch = (command: Command, source: string) =>
       Effect.gen(function*() {
         const parts = commandParts(command, shardCount)
         const local: Array<Part> = []
         const remote: Array<Part> = []
-        for (const part of parts) (owned.has(part.shard) ? local : remote).push(part)
+        for (const part of parts) (ownership.owns(part.shard) ? local : remote).push(part)
         for (const part of local) {
-          const window = windows.get(part.shard)!
+          const window = windowOf(part.shard)
           yield* window.take(1)
-          sendLocal(part.shard, { payload: part.payload, sent: Effect.asVoid(window.release(1)) })
+          // Left while this waited for room: it goes the remote way.
+          if (!ownership.owns(part.shard)) {
+            yield* window.release(1)
+            remote.push(part)
+            continue
+          }
+          sendLocal(part.shard, {
+            payload: part.payload,
+            sent: Effect.asVoid(window.release(1)),
+            dropped: Effect.andThen(window.release(1), Effect.sync(() => void Queue.offerUnsafe(handOn, part)))
+          })
         }
         if (remote.length === 0) return
         if (forwarder.broker !== undefined) {
@@ -138,7 +172,7 @@ export const CommandRouterLive = Layer.effect(
         if (command.target === "all") return
         const shards = remote.map((p) => p.shard).join(", ")
         yield* refuse(
-          refusal("not_local", `shard ${shards} is not run by this process (it runs ${ownedText}), and the stdout broker cannot forward commands; use broker type redis or amqp, or write to the process that runs it`),
+          refusal("not_local", `shard ${shards} is not run by this process (it runs ${describeOwned(ownership.owned())}), and the stdout broker cannot forward commands; use broker type redis or amqp, or write to the process that runs it`),
           source,
           command.payload
         )
@@ -148,8 +182,7 @@ export const CommandRouterLive = Layer.effect(
 
     return CommandRouter.of({
       shardCount,
-      ownedShards: plan.shardIds,
-      owns: (shard) => owned.has(shard),
+      owns: ownership.owns,
       forwarding: forwarder.broker,
       decode,
       decodeRouted,
@@ -161,6 +194,12 @@ export const CommandRouterLive = Layer.effect(
     })
   })
 )
+
+/** The shards run now, for logs: "0-15, 32", or "none". */
+export const describeOwned = (owned: Iterable<number>): string => {
+  const text = describeShards([...owned])
+  return text === "" ? "none" : text
+}
 
 /** "0-15, 32" for logs. */
 export const describeShards = (ids: ReadonlyArray<number>): string => {

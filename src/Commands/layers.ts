@@ -4,6 +4,7 @@ import type { AppConfig } from "../Config/AppConfig.ts"
 import type { GatewayConfig } from "../Config/GatewayConfig.ts"
 import { BrokerError } from "../Broker/Broker.ts"
 import { RedisClient } from "../Redis/RedisClient.ts"
+import type { ShardOwnership } from "../Cluster/ShardOwnership.ts"
 import type { ShardPlan } from "../Cluster/ShardPlan.ts"
 import type { ShardCommands } from "../Shard/ShardCommands.ts"
 import { AmqpCommandLinkLive } from "./AmqpCommandLink.ts"
@@ -26,8 +27,8 @@ const redisClient = RedisClient.layer.pipe(
 )
 
 const brokerParts = (config: GatewayConfig): {
-  readonly forwarder: Layer.Layer<CommandForwarder, BrokerError, AppConfig | ShardPlan | CommandStats>
-  readonly source: Layer.Layer<BrokerCommandSource, BrokerError, AppConfig | ShardPlan | CommandRouter | Readiness | Supervision>
+  readonly forwarder: Layer.Layer<CommandForwarder, BrokerError, AppConfig | ShardPlan | ShardOwnership | CommandStats>
+  readonly source: Layer.Layer<BrokerCommandSource, BrokerError, AppConfig | ShardPlan | ShardOwnership | CommandRouter | Readiness | Supervision>
 } => {
   switch (config.broker.type) {
     case "redis":
@@ -41,7 +42,7 @@ const brokerParts = (config: GatewayConfig): {
 
 export const commandsLayer = (
   config: GatewayConfig
-): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardCommands | Readiness | Supervision> => {
+): Layer.Layer<CommandSources | CommandRouter | CommandStats, BrokerError, AppConfig | ShardPlan | ShardOwnership | ShardCommands | Readiness | Supervision> => {
   const { forwarder, source } = brokerParts(config)
   // The forwarder counts its refusals in the router's CommandStats (provided to both below).
   const router = CommandRouterLive.pipe(Layer.provide(forwarder), Layer.provideMerge(CommandStats.layer))

@@ -1,5 +1,8 @@
-// Which shards are live now, for the startup progress line, /readyz and metrics.
+// Which shards are live now, for the startup progress line, /readyz and metrics. Only the shards
+// this process runs now have a state (ShardOwnership): one that arrives starts as "connecting", one
+// that leaves is forgotten. A process running none (a standby in a cluster) is ready.
 import { Clock, Context, Effect, Layer } from "effect"
+import { ShardOwnership } from "../Cluster/ShardOwnership.ts"
 import { ShardPlan } from "../Cluster/ShardPlan.ts"
 
 export type ShardState = "connecting" | "identifying" | "resuming" | "ready" | "reconnecting"
@@ -48,25 +51,38 @@ export class ShardStatus extends Context.Service<ShardStatus, {
   readonly set: (shard: number, state: ShardState) => Effect.Effect<void>
   readonly snapshot: () => ReadonlyMap<number, ShardState>
   readonly readyCount: () => number
+  /** Every shard run here is READY (true with none). */
   readonly allReady: () => boolean
   /** A graceful shutdown began (for /readyz). */
   readonly markStopping: () => void
   readonly stopping: () => boolean
 }>()("gateway/ShardStatus") {}
 
-export const ShardStatusLive = Layer.effect(
+export const ShardStatusLive: Layer.Layer<ShardStatus, never, ShardPlan | ShardOwnership> = Layer.effect(
   ShardStatus,
   Effect.gen(function*() {
     const plan = yield* ShardPlan
+    const ownership = yield* ShardOwnership
     const states = new Map<number, ShardState>()
-    for (const id of plan.shardIds) states.set(id, "connecting")
+    for (const id of ownership.owned()) states.set(id, "connecting")
     const everReady = new Set<number>()
     const startedAt = yield* Clock.currentTimeMillis
     let ready = 0
     let stopping = false
+    yield* ownership.watch({
+      acquired: (shard) => Effect.sync(() => void (states.has(shard) || states.set(shard, "connecting"))),
+      releasing: (shard) =>
+        Effect.sync(() => {
+          if (states.get(shard) === "ready") ready--
+          states.delete(shard)
+          everReady.delete(shard)
+        })
+    })
     return ShardStatus.of({
       set: (shard, state) =>
         Effect.gen(function*() {
+          // A shard that left may still report while its connection closes: it is not ours.
+          if (!states.has(shard)) return
           const before = states.get(shard)
           if (before === state) return
           states.set(shard, state)
@@ -76,7 +92,7 @@ export const ShardStatusLive = Layer.effect(
           if (everReady.has(shard)) return
           everReady.add(shard)
           // Startup progress: what the shards never ready yet still have to do.
-          const total = plan.shardIds.length
+          const total = states.size
           const elapsed = ((yield* Clock.currentTimeMillis) - startedAt) / 1000
           const pending = [...states].filter(([id]) => !everReady.has(id))
           const tail = pending.length === 0
@@ -86,7 +102,7 @@ export const ShardStatusLive = Layer.effect(
         }),
       snapshot: () => states,
       readyCount: () => ready,
-      allReady: () => ready === plan.shardIds.length,
+      allReady: () => ready === states.size,
       markStopping: () => {
         stopping = true
       },

@@ -5,6 +5,7 @@ import { CommandForwarder } from "../../src/Commands/Forwarder.ts"
 import { CommandStats } from "../../src/Commands/CommandStats.ts"
 import { CommandRouterLive } from "../../src/Commands/Router.ts"
 import { ShardPlan } from "../../src/Cluster/ShardPlan.ts"
+import { makeShardOwnership, ShardOwnership } from "../../src/Cluster/ShardOwnership.ts"
 import { makeShardCommands, ShardCommands } from "../../src/Shard/ShardCommands.ts"
 import type { GatewayProcess } from "../support/gateway.ts"
 
@@ -13,11 +14,18 @@ export interface Submitted {
   readonly payload: string
 }
 
-/** CommandRouter (+ CommandStats) over shard queues whose sender calls the given `submit`. */
+/**
+ * CommandRouter (+ CommandStats, ShardOwnership) over shard queues whose sender calls the given
+ * `submit`. The shards start owned (`shardIds`); `automatic` makes an ownership that tests move
+ * with acquire/release, as the cluster would.
+ */
 export const routerLayer = (options: {
   readonly shardIds: ReadonlyArray<number>
   readonly shardCount: number
+  readonly automatic?: boolean
   readonly submit: (shard: number, payload: string) => Effect.Effect<void>
+  /** Waited before each send, before `wanted` is checked (the real sender's send-window wait). */
+  readonly pace?: (shard: number) => Effect.Effect<void>
   /** May use the router's CommandStats (the Redis forwarder counts its refusals there). */
   readonly forwarder?: Layer.Layer<CommandForwarder, never, CommandStats>
 }) => {
@@ -28,14 +36,17 @@ export const routerLayer = (options: {
     maxConcurrency: 1,
     sessionStartLimit: { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: 1 }
   })
-  // The shards' command queues, drained in order by a stand-in sender that calls `submit`.
+  const ownership = Layer.effect(ShardOwnership, makeShardOwnership(options.automatic ?? false, options.shardIds))
+  // The shards' command queues, drained in order by a stand-in sender that calls `submit` (one
+  // per shard of the bot: the jobs of a shard not run here are dropped by `wanted` or emptied).
   const commands = Layer.effect(
     ShardCommands,
     Effect.gen(function*() {
-      const queues = yield* makeShardCommands(options.shardIds)
-      for (const shard of options.shardIds) {
+      const queues = yield* makeShardCommands(options.shardCount, yield* ShardOwnership)
+      for (let shard = 0; shard < options.shardCount; shard++) {
         yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
           const job = yield* queues.take(shard)
+          if (options.pace !== undefined) yield* options.pace(shard)
           if (job.wanted !== undefined && !job.wanted()) return
           yield* options.submit(shard, job.payload)
           yield* job.sent
@@ -46,7 +57,8 @@ export const routerLayer = (options: {
   )
   return CommandRouterLive.pipe(
     Layer.provide(Layer.mergeAll(plan, commands, options.forwarder ?? CommandForwarder.none)),
-    Layer.provideMerge(CommandStats.layer)
+    Layer.provideMerge(CommandStats.layer),
+    Layer.provideMerge(ownership)
   )
 }
 

@@ -13,9 +13,9 @@ import { IdentifyLimiterLive, MemoryRateLimiterLive } from "../../src/RateLimite
 import { SessionBudget } from "../../src/RateLimiter/SessionBudget.ts"
 import { makeShardCommands, ShardCommands } from "../../src/Shard/ShardCommands.ts"
 import { ShardPlan } from "../../src/Cluster/ShardPlan.ts"
+import { makeShardOwnership, ShardOwnership } from "../../src/Cluster/ShardOwnership.ts"
 import { Sharder, SharderLive } from "../../src/Shard/Sharder.ts"
 import { NoShardLeases, ShardLeases } from "../../src/Cluster/ShardLeases.ts"
-import { makeShardOwnership, ShardOwnership } from "../../src/Cluster/ShardOwnership.ts"
 import { ShardSession, ShardSessionLive } from "../../src/Shard/ShardSession.ts"
 import { ShardStatus, ShardStatusLive } from "../../src/Shard/ShardStatus.ts"
 import { Checkpointer, CheckpointerLive } from "../../src/ShardStore/Checkpointer.ts"
@@ -63,6 +63,8 @@ export const makeHarness = (options: HarnessOptions = {}) =>
       AppConfig.layer(config),
       ReadinessLive,
       plan,
+      // Static: the harness's shards are this process's for the whole test.
+      Layer.effect(ShardOwnership, makeShardOwnership(false, shardIds)),
       Layer.succeed(ShardStore, options.wrapStore ? options.wrapStore(store) : store),
       Layer.effect(Outbox, makeOutbox(options.bufferSize ?? 10_000)),
       discord.layer
@@ -71,9 +73,8 @@ export const makeHarness = (options: HarnessOptions = {}) =>
       IdentifyLimiterLive.pipe(Layer.provide(MemoryRateLimiterLive), Layer.provide(budget)),
       CheckpointerLive,
       ShardStatusLive,
-      Layer.effect(ShardCommands, makeShardCommands(shardIds)),
-      options.leases ?? NoShardLeases,
-      Layer.effect(ShardOwnership, makeShardOwnership(false, shardIds))
+      Layer.effect(ShardCommands, Effect.flatMap(ShardOwnership, (ownership) => makeShardCommands(options.shardCount ?? Math.max(...shardIds) + 1, ownership))),
+      options.leases ?? NoShardLeases
     ).pipe(Layer.provideMerge(base))
     const sessions = ShardSessionLive.pipe(Layer.provideMerge(deps))
     const context = yield* Layer.build(
