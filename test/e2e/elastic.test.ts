@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { type GatewayProcess, reaper, spawnGateway } from "../support/gateway.ts"
 import { type OwnRedis, startOwnRedis } from "../support/redisServer.ts"
+import { arrivals, guildOn, membersD } from "../commands/support.ts"
 
 const SHARDS = 12
 const TOKEN = "elastic-token"
@@ -58,6 +59,20 @@ const env = (fake: FakeDiscord, extra: Record<string, string> = {}) => ({
 const ownedBy = async (procsByPid: ReadonlyArray<GatewayProcess>) => {
   const values = await Promise.all(Array.from({ length: SHARDS }, (_, s) => client.get(`${PREFIX}lease:${s}`)))
   return procsByPid.map((p) => values.flatMap((v, shard) => (v !== null && v.includes(`:${p.child.pid}:`) ? [shard] : [])))
+}
+
+/** Commands (op 8, one marker each) added to SEND round-robin over every shard until stopped. */
+const commandLoad = (perSecond = 20) => {
+  const expected: Array<string> = []
+  let n = 0
+  const timer = setInterval(() => {
+    const shard = n % SHARDS
+    const nonce = `c-${n}`
+    void client.xadd("SEND", "*", "data", JSON.stringify({ op: 8, shard_id: shard, d: membersD(guildOn(shard, SHARDS, n), nonce) }))
+    expected.push(`${nonce}@${shard}`)
+    n++
+  }, 1000 / perSecond)
+  return { expected, stop: () => clearInterval(timer) }
 }
 
 /** Markers dispatched round-robin over every shard until stopped. */
@@ -146,6 +161,7 @@ describe("an elastic cluster of identical processes", () => {
       await until("an even split", async () => balanced(await ownedBy(gateways), 4), 30_000)
       const identifies = fake.identifies.length
       const traffic = load(fake)
+      const commands = commandLoad()
       await sleep(500)
 
       const joinedAt = Date.now()
@@ -167,15 +183,19 @@ describe("an elastic cluster of identical processes", () => {
       await until("every shard READY", () => fake.readyShards().length === SHARDS)
       await sleep(1_000)
       traffic.stop()
+      commands.stop()
 
       const { lost, duplicates } = await allDelivered(traffic.sent)
       expect(lost).toEqual([])
       expect(fake.identifies.length).toBe(identifies)
       expect(fake.overlaps).toEqual([])
       expect(fake.violations).toEqual([])
+      // Commands follow their shard through every handoff: each reaches Discord once, on its shard.
+      await until("every command sent", () => arrivals(fake, "c-").length >= commands.expected.length, 30_000).catch(() => undefined)
+      expect(arrivals(fake, "c-")).toEqual([...commands.expected].sort())
       console.log(
         `join: 3 handoffs in ${rebalanceMs} ms; rolling restart of 4: ${rollingMs} ms; ` +
-          `${fake.resumes.length} resumes; ${duplicates} duplicate(s) of ${traffic.sent.length}`
+          `${fake.resumes.length} resumes; ${duplicates} duplicate(s) of ${traffic.sent.length}; ${commands.expected.length} commands each sent once`
       )
     } finally {
       await fake.close()
