@@ -83,10 +83,12 @@ export const runGateway = (stop: Deferred.Deferred<string>, started: Deferred.De
         return generation
       })
 
-    const stopAll = Effect.forEach([...running.values()].reverse(), (g) => g.stop({ shutdownTimeoutMs: config.shutdownTimeoutMs, final: true }), {
-      concurrency: "unbounded",
-      discard: true
-    })
+    // Whatever runs when the stop comes (read then, not now).
+    const stopAll = Effect.suspend(() =>
+      Effect.forEach([...running.values()].reverse(), (g) => g.stop({ shutdownTimeoutMs: config.shutdownTimeoutMs, final: true }), {
+        concurrency: "unbounded",
+        discard: true
+      }))
 
     /** Until a stop signal, a fatal error or a broken worker; then the graceful shutdown. */
     const runUntilStopped = Effect.gen(function*() {

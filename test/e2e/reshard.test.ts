@@ -165,6 +165,10 @@ describe("resharding without downtime", () => {
       const requiredAt = Date.now()
       fake.requireShardCount(8)
       await switched(fake)
+      await until("every process on generation 1", async () => {
+        for (const g of gateways) if ((await metric(g.port, "gateway_reshard_generation")) !== 1) return false
+        return true
+      })
       const switchMs = Date.now() - requiredAt
       await sleep(1_000)
       traffic.stop()
@@ -174,6 +178,11 @@ describe("resharding without downtime", () => {
         traffic.sent.filter((s) => s.at >= requiredAt && s.deliveries.length > 0 && s.deliveries.every((d) => d.shardCount === 4)).map((s) => s.marker)
       )
       const { lost, duplicates } = await delivery(traffic.sent.map((s) => s.marker).filter((m) => !undeliverable.has(m)))
+      if (lost.length > 0) {
+        const info = traffic.sent.filter((s) => lost.includes(s.marker)).map((s) => ({ marker: s.marker, dt: s.at - requiredAt, d: s.deliveries }))
+        console.log("lost markers: ", JSON.stringify(info), fake.closes.filter((c) => c.code === 4011).map((c) => [c.shardId, c.at - requiredAt]))
+        for (const g of gateways) console.log("lost markers: ", g.proc.stderr().split("\n").filter((l) => /WARN|ERROR|4011|shard=3|reshard/.test(l)).join("\n"))
+      }
       expect(lost).toEqual([])
       expect(duplicates).toBeLessThanOrEqual(await overlap(gateways))
       expect(fake.violations).toEqual([])
