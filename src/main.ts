@@ -12,10 +12,6 @@ import { AppConfig } from "./Config/AppConfig.ts"
 import type { GatewayConfig } from "./Config/GatewayConfig.ts"
 import { loadConfig } from "./Config/load.ts"
 import { DiscordRest } from "./Rest/DiscordRest.ts"
-import { runGateway } from "./Gateway.ts"
-import { brokerLayer } from "./Broker/layers.ts"
-import { commandsLayer } from "./Commands/layers.ts"
-import { OutboxLive } from "./Broker/Outbox.ts"
 import { loggingLayer } from "./Observability/Logging.ts"
 import { GatewayStatsLive } from "./Metrics/GatewayStats.ts"
 import { HttpServerLive } from "./Observability/HttpServer.ts"
@@ -25,51 +21,37 @@ import { logStartup } from "./Observability/StartupLog.ts"
 import { guardSignals } from "./Process/Signals.ts"
 import { teardown } from "./Process/ExitCode.ts"
 import { IdentifyLimiterLive, MemoryRateLimiterLive, RedisRateLimiterLive } from "./RateLimiter/IdentifyLimiter.ts"
-import { RedisClient, type RedisClientError } from "./Redis/RedisClient.ts"
+import { RedisClient } from "./Redis/RedisClient.ts"
+import { runGateway } from "./Gateway.ts"
+import { redisRequired } from "./Generation.ts"
+import { LiveGeneration } from "./Observability/LiveGeneration.ts"
+import { CommandStats } from "./Commands/CommandStats.ts"
 import { SessionBudgetLive } from "./RateLimiter/SessionBudget.ts"
-import { NoShardLeases, RedisShardLeasesLive } from "./Cluster/ShardLeases.ts"
-import { RedisMembershipLive } from "./Cluster/Membership.ts"
-import { isAutomatic, ShardOwnershipLive } from "./Cluster/ShardOwnership.ts"
-import { CheckpointerLive } from "./ShardStore/Checkpointer.ts"
-import { shardStoreLayer } from "./ShardStore/layers.ts"
 import { ShardPlan } from "./Cluster/ShardPlan.ts"
-import { ShardCommandsLive } from "./Shard/ShardCommands.ts"
-import { ShardSessionLive } from "./Shard/ShardSession.ts"
 import { TransportLive } from "./Transport/Transport.ts"
-import { ShardStatusLive } from "./Shard/ShardStatus.ts"
-import { SharderLive } from "./Shard/Sharder.ts"
 
-/** A layer over the shared Redis client (one connection per process, however many layers use it). */
-const redisRequired = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E | RedisClientError, Exclude<R, RedisClient> | AppConfig> =>
-  layer.pipe(Layer.provide(RedisClient.layer))
-
-const appLayer = (config: GatewayConfig) => {
+/**
+ * The layers of the process. The shards and everything per shard count (plan, store, leases, broker,
+ * commands) are built at run time per generation (Generation.ts), as the cluster may reshard.
+ */
+const processLayer = (config: GatewayConfig) => {
   const base = Layer.merge(AppConfig.layer(config), NodeStdio.layer)
   const rest = DiscordRest.layer.pipe(Layer.provideMerge(base))
   const plan = ShardPlan.layer.pipe(Layer.provideMerge(rest))
-  const store = CheckpointerLive.pipe(Layer.provideMerge(shardStoreLayer(config)))
-  // With Redis, every process of the bot shares one identify budget and one lease per shard.
+  // With Redis, every process of the bot shares one identify budget (Discord's buckets are per
+  // shard id, whatever the count, so both generations of a resharding share it too).
   const redis = config.redis.urls.length > 0
-  const budget = SessionBudgetLive
   const limiter = IdentifyLimiterLive.pipe(
     Layer.provide(redis ? redisRequired(RedisRateLimiterLive) : MemoryRateLimiterLive),
-    Layer.provideMerge(budget)
+    Layer.provideMerge(SessionBudgetLive)
   )
-  // The broker also provides the publish fence the leases raise on every claim (a no-op but for Redis).
-  const broker = brokerLayer(config)
-  const leases = redis ? redisRequired(RedisShardLeasesLive).pipe(Layer.provide(broker)) : NoShardLeases
-  // Processes sharing Redis and no fixed shard ids form a cluster: they split the shards by themselves.
-  const cluster = isAutomatic(config)
-    ? Layer.mergeAll(ShardOwnershipLive, redisRequired(RedisMembershipLive)).pipe(Layer.provideMerge(leases))
-    : Layer.merge(ShardOwnershipLive, leases)
-  const core = Layer.mergeAll(limiter, store, cluster, OutboxLive, broker)
-  // The shard queues and status follow the shards' comings and goings (ShardOwnership, in `cluster`).
-  const session = ShardSessionLive.pipe(Layer.provideMerge(Layer.mergeAll(TransportLive, ShardCommandsLive, ShardStatusLive)), Layer.provideMerge(core))
-  const shards = SharderLive.pipe(Layer.provideMerge(session), Layer.provideMerge(plan))
-  const app = commandsLayer(config).pipe(Layer.provideMerge(shards))
-  // Built last, so a taken port fails the start before any shard connects; one stats instance for all.
+  // The one Redis connection of the process, kept in the context for the resharding loop.
+  const shared = Layer.mergeAll(limiter, TransportLive, LiveGeneration.layer, CommandStats.layer, redis ? RedisClient.layer : Layer.empty).pipe(
+    Layer.provideMerge(plan)
+  )
+  // Built before any shard connects, so a taken port fails the start; one stats instance for all.
   const http = config.prometheus.address === undefined ? Layer.empty : HttpServerLive
-  return http.pipe(Layer.provideMerge(app), Layer.provideMerge(GatewayStatsLive), Layer.provideMerge(ReadinessLive), Layer.provideMerge(Supervision.layer))
+  return http.pipe(Layer.provideMerge(shared), Layer.provideMerge(GatewayStatsLive), Layer.provideMerge(ReadinessLive), Layer.provideMerge(Supervision.layer))
 }
 
 /**
@@ -95,7 +77,7 @@ const daemon = (config: GatewayConfig) =>
         )
       )
     })
-    return yield* Effect.provide(run, appLayer(config))
+    return yield* Effect.provide(run, processLayer(config))
   }).pipe(Effect.scoped, Effect.provide(loggingLayer(config.logLevel)))
 
 const main = loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() }).pipe(

@@ -15,6 +15,7 @@ export const SLOW_TESTS = [
   "test/e2e/cluster.test.ts",
   "test/e2e/leases.test.ts",
   "test/e2e/elastic.test.ts",
+  "test/e2e/reshard.test.ts",
   "test/e2e/long-outage.test.ts",
   "test/e2e/oversized.test.ts",
   "test/e2e/rest-answers.test.ts",

@@ -11,6 +11,8 @@ export interface ShardPlanShape {
   readonly shardIds: ReadonlyArray<number>
   readonly maxConcurrency: number
   readonly sessionStartLimit: GatewayBot["session_start_limit"]
+  /** The generation these shards belong to (resharding, Resharding.ts); 0 when absent. */
+  readonly generation?: number | undefined
 }
 
 export class ShardPlan extends Context.Service<ShardPlan, ShardPlanShape>()("gateway/ShardPlan") {

@@ -24,6 +24,11 @@ export interface GatewayConfig {
     readonly ids: ReadonlyArray<number> | undefined
     /** Automatic cluster: the most shards this process runs (undefined: no limit). */
     readonly max: number | undefined
+    /**
+     * Automatic cluster: how often Discord's recommended count is read again (ms; 0: never). A higher
+     * recommendation reshards the cluster when `count` is unset, else it is only logged.
+     */
+    readonly checkIntervalMs: number
   }
   readonly gatewayVersion: number
   readonly compress: Compression

@@ -20,7 +20,7 @@ export const FILE_KEYS = {
   log_level: true,
   shutdown_timeout: true,
   checkpoint_interval: true,
-  shards: { count: true, ids: true, max: true },
+  shards: { count: true, ids: true, max: true, check_interval: true },
   api: { scheme: true, host: true, version: true },
   broker: { type: true, group: true, message_timeout: true, encoding: true, buffer_size: true },
   presence: PRESENCE_KEYS,

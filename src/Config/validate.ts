@@ -140,6 +140,8 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
     // The most shards one process of an automatic cluster runs; undefined: as many as there are.
     const maxRaw = get("shards.max", "DISCORD_SHARD_MAX")
     const max = maxRaw === undefined ? undefined : yield* positiveInt(maxRaw, "shards")
+    // How often Discord's recommendation is read again (a higher one reshards an automatic cluster); 0: never.
+    const checkIntervalMs = yield* orDefault(get("shards.check_interval", "DISCORD_SHARD_CHECK_INTERVAL"), duration, 3_600_000)
 
     const gatewayVersion = yield* orDefault(get("gateway_version", "DISCORD_GATEWAY_VERSION"), (r) => positiveInt(r, "the API version, e.g. 10"), 10)
     const compress = yield* orDefault(get("compress", "DISCORD_COMPRESS"), (r) => oneOf(r, COMPRESSIONS, "compression"), "zlib-stream")
@@ -210,7 +212,7 @@ export const validate = (sources: Sources): Result.Result<Validated, ConfigError
       token: botToken,
       events: eventSet,
       intents,
-      shards: { count, ids, max },
+      shards: { count, ids, max, checkIntervalMs },
       gatewayVersion,
       compress,
       api,

@@ -9,12 +9,11 @@ import { Data, Effect, Layer, Option } from "effect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import type { HttpServerRequest } from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
-import { Broker } from "../Broker/Broker.ts"
-import { Outbox } from "../Broker/Outbox.ts"
 import { CommandStats } from "../Commands/CommandStats.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { ShardPlan } from "../Cluster/ShardPlan.ts"
-import { ShardStatus } from "../Shard/ShardStatus.ts"
+import type { ShardState } from "../Shard/ShardStatus.ts"
+import { LiveGeneration } from "./LiveGeneration.ts"
 import { GatewayStats } from "../Metrics/GatewayStats.ts"
 import { Readiness } from "../Resilience/Readiness.ts"
 import { observeGatewayScoped } from "./GatewayMetrics.ts"
@@ -155,7 +154,7 @@ export const serveHttp = (address: string, endpoint: string, probes: Probes) =>
     yield* http.serve(yield* HttpRouter.toHttpEffect(routes(endpoint, probes)))
     return { server, bound: formatBound(server) }
   })
-/** The metrics and health server, reading every service it reports on. */
+/** The metrics and health server, reading every service it reports on (the live generation's through LiveGeneration). */
 export const HttpServerLive = Layer.effectDiscard(
   Effect.gen(function*() {
     const config = yield* AppConfig
@@ -163,17 +162,17 @@ export const HttpServerLive = Layer.effectDiscard(
     if (address === undefined) return
     const endpoint = config.prometheus.endpoint
     const stats = yield* GatewayStats
-    const status = yield* ShardStatus
-    const outbox = yield* Outbox
-    const broker = yield* Broker
+    const live = yield* LiveGeneration
     const plan = yield* ShardPlan
     const commands = Option.getOrUndefined(yield* Effect.serviceOption(CommandStats))
     const readiness = yield* Readiness
+    const none: ReadonlyMap<number, ShardState> = new Map()
+    const brokerConnected = () => live.current()?.broker.connected() ?? false
     const gateway = yield* observeGatewayScoped({
       stats,
-      shards: () => status.snapshot(),
-      outbox: { size: () => outbox.size(), capacity: outbox.capacity },
-      broker: { name: broker.name, connected: () => broker.connected() },
+      shards: () => live.current()?.status.snapshot() ?? none,
+      outbox: { size: () => live.current()?.outbox.size() ?? 0, capacity: config.broker.bufferSize },
+      broker: { name: config.broker.type, connected: brokerConnected },
       commands,
       sessionBudget: () => stats.sessionBudget() ?? plan.sessionStartLimit.remaining
     })
@@ -181,9 +180,14 @@ export const HttpServerLive = Layer.effectDiscard(
     const context = yield* Effect.context<never>()
     const probes: Probes = {
       metrics: () => renderMetrics(context, [gateway.collect, runtime.collect]),
-      shards: () => ({ allReady: status.allReady(), ready: status.readyCount(), total: status.snapshot().size }),
-      brokerConnected: () => broker.connected(),
-      stopping: () => status.stopping(),
+      shards: () => {
+        const status = live.current()?.status
+        return status === undefined
+          ? { allReady: false, ready: 0, total: 0 }
+          : { allReady: status.allReady(), ready: status.readyCount(), total: status.snapshot().size }
+      },
+      brokerConnected,
+      stopping: () => live.current()?.status.stopping() ?? false,
       problems: () => readiness.problems(),
       broken: () => readiness.brokenParts()
     }

@@ -29,6 +29,7 @@ import { type Action, dialUrl, initialState, type Input, makeShardMachine, type 
 import { SessionCursor } from "./SessionCursor.ts"
 import { ShardPlan } from "../Cluster/ShardPlan.ts"
 import { ShardStatus } from "./ShardStatus.ts"
+import { PublishGate } from "./PublishGate.ts"
 
 /** A close code after which retrying cannot help; the gateway stops. */
 export class FatalGatewayError extends Data.TaggedError("FatalGatewayError")<{
@@ -126,7 +127,10 @@ export const ShardSessionLive = Layer.effect(
     const leases = yield* ShardLeases
     const clock = yield* Clock.clockWith(Effect.succeed)
     const token = config.token
-    const machine = makeShardMachine({ wanted: config.events.all ? () => true : (t) => config.events.names.has(t) })
+    const named = config.events.all ? () => true : (t: string) => config.events.names.has(t)
+    // While resharding, a generation not yet switched to reads without publishing (PublishGate.ts).
+    const gate = yield* Effect.serviceOption(PublishGate)
+    const machine = makeShardMachine({ wanted: gate._tag === "None" ? named : (t) => named(t) && gate.value.pass() })
     const connections = new Set<Connection>()
     let reading = true
     // Logging from socket callbacks, outside any fiber: run the log effect with this layer's context.

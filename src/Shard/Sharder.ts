@@ -24,6 +24,7 @@ import { Membership } from "../Cluster/Membership.ts"
 import { type LeaseCell, type LeaseLost, ShardClaimed, ShardLeases } from "../Cluster/ShardLeases.ts"
 import { ShardOwnership } from "../Cluster/ShardOwnership.ts"
 import { ShardPlan } from "../Cluster/ShardPlan.ts"
+import { ReshardRequests } from "../Cluster/ReshardRequests.ts"
 import { type FatalGatewayError, ShardSession } from "./ShardSession.ts"
 
 /** How often a cluster member looks at the members and leases. */
@@ -62,6 +63,7 @@ export const SharderLive = Layer.effect(
     const stats = yield* GatewayStats
     const readiness = yield* Readiness
     const membership = yield* Effect.serviceOption(Membership)
+    const reshard = yield* Effect.serviceOption(ReshardRequests)
 
     // A defect (a bug) in one shard's fiber restarts that shard alone, with backoff; a typed
     // failure (a fatal close code) still ends the gateway, and so does a shard that keeps dying.
@@ -139,7 +141,19 @@ export const SharderLive = Layer.effect(
             )
             slot.fiber = yield* runClaimed(shard, cell).pipe(
               Effect.matchCauseEffect({
-                onFailure: (cause) => Cause.hasInterruptsOnly(cause) ? Effect.void : Deferred.failCause(fatal, cause),
+                onFailure: (cause) => {
+                  if (Cause.hasInterruptsOnly(cause)) return Effect.void
+                  // 4011 in a cluster that can reshard: the shard stays parked here (its lease held,
+                  // so nobody else tries the count Discord refuses) until a generation with more
+                  // shards replaces this one.
+                  const error = Cause.findErrorOption(cause)
+                  if (reshard._tag === "Some" && error._tag === "Some" && error.value._tag === "FatalGatewayError" && error.value.code === 4011) {
+                    return Effect.logWarning(`shard ${shard}: ${error.value.message}; parked until the cluster has resharded`).pipe(
+                      Effect.andThen(reshard.value.request("required", `shard ${shard} of ${plan.shardCount} was closed with 4011`))
+                    )
+                  }
+                  return Deferred.failCause(fatal, cause)
+                },
                 onSuccess: (lost) =>
                   Effect.gen(function*() {
                     if (slots.get(shard) !== slot) return

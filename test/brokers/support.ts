@@ -72,7 +72,7 @@ export const testConfig = (overrides: {
   token: Redacted.make("test-token"),
   events: overrides.events ?? { all: true, names: new Set() },
   intents: 0,
-  shards: { count: 1, ids: undefined, max: undefined },
+  shards: { count: 1, ids: undefined, max: undefined, checkIntervalMs: 0 },
   gatewayVersion: 10,
   compress: "none",
   api: { scheme: "http", host: "127.0.0.1", version: 10 },

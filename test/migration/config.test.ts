@@ -40,7 +40,7 @@ describe("the Go gateway's documented examples", () => {
   it("loads the README's config file, with the token and events from the environment", () => {
     const { config, warnings } = check(toml(GO_CONFIG_FILE), BASE_ENV)
     expect(config.intents).toBe(0) // intents = [] sends none, as the Go gateway did
-    expect(config.shards).toEqual({ count: 2, ids: [0, 1] })
+    expect(config.shards).toEqual({ count: 2, ids: [0, 1], checkIntervalMs: 3_600_000 })
     expect(config.broker).toMatchObject({ type: "redis", group: "gateway", messageTimeoutMs: 120_000 })
     expect(config.api).toEqual({ scheme: "https", host: "discord.com", version: 10 })
     expect(config.prometheus).toEqual({ address: ":8080", endpoint: "/metrics" })

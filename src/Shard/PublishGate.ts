@@ -1,0 +1,42 @@
+// Whether a generation's shards publish what they read (resharding, Cluster/Resharding.ts). The next
+// generation runs with its gate shut until every one of its shards was READY: its dispatches move
+// the session's sequence (and checkpoints) but are not forwarded. The current generation's gate is
+// open; once this process publishes the next generation as well, what the current one still
+// forwards is published twice, and counted.
+import { Context, Effect, Metric } from "effect"
+
+const overlapEvents = Metric.counter("gateway_reshard_overlap_events_total", {
+  description: "Events the old generation published while the new one published too (resharding): at most this many duplicates",
+  incremental: true
+})
+
+export interface PublishGateShape {
+  /** Called for every wanted dispatch, on the hot path: true when it goes to the broker. */
+  readonly pass: () => boolean
+  readonly isOpen: () => boolean
+  readonly open: () => void
+  /** Every event passed from now on is also published by the next generation: count it. */
+  readonly overlapping: () => void
+}
+
+export class PublishGate extends Context.Service<PublishGate, PublishGateShape>()("gateway/PublishGate") {}
+
+export const makePublishGate = (open: boolean) =>
+  Effect.map(Effect.context<never>(), (context): PublishGateShape => {
+    let isOpen = open
+    let counting = false
+    const counter = Metric.withAttributes(overlapEvents, {})
+    return {
+      pass: () => {
+        if (counting) counter.updateUnsafe(1, context)
+        return isOpen
+      },
+      isOpen: () => isOpen,
+      open: () => {
+        isOpen = true
+      },
+      overlapping: () => {
+        counting = true
+      }
+    }
+  })
