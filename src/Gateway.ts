@@ -141,7 +141,7 @@ export const runGateway = (stop: Deferred.Deferred<string>, started: Deferred.De
         }
         for (const [generation, g] of running) {
           if (publishes(state, generation) && !g.gate.isOpen()) {
-            g.gate.open()
+            yield* g.openPublishing
             yield* Effect.logInfo(`resharding: generation ${generation} publishes from now on`)
           }
         }

@@ -70,6 +70,11 @@ export interface RunningGeneration {
   /** Its keys' prefix. */
   readonly prefix: string
   readonly gate: PublishGateShape
+  /**
+   * Opens the gate and starts reading commands: a generation that does not publish yet must not
+   * send commands either (Discord's answers would come on its shards and be skipped).
+   */
+  readonly openPublishing: Effect.Effect<void>
   readonly parts: GenerationParts
   /** This process's name in the generation's leases and member list. */
   readonly owner: string
@@ -113,8 +118,9 @@ const runGeneration = (spec: GenerationSpec, gate: PublishGateShape, scope: Scop
       sharder.run.pipe(Effect.onExit((exit) => Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) ? Deferred.failCause(failure, exit.cause) : Effect.void)),
       scope
     )
-    // Commands wait in their shard's queue until it is READY, so reading them can start now.
-    yield* commands.start
+    // Commands wait in their shard's queue until it is READY, so reading them can start now, if
+    // this generation publishes.
+    if (gate.isOpen()) yield* commands.start
 
     const stop = (options: { readonly shutdownTimeoutMs: number; readonly final: boolean }) =>
       Effect.gen(function*() {
@@ -146,6 +152,10 @@ const runGeneration = (spec: GenerationSpec, gate: PublishGateShape, scope: Scop
       shardCount: spec.plan.shardCount,
       prefix: spec.config.shardStore.prefix,
       gate,
+      openPublishing: Effect.suspend(() => {
+        gate.open()
+        return commands.start
+      }),
       parts: { generation: spec.generation, status, outbox, broker },
       owner: leases.owner,
       members: Option.match(membership, {

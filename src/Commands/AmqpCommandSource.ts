@@ -45,7 +45,7 @@ export const makeAmqpCommandSource = Effect.gen(function*() {
   const router = yield* CommandRouter
   const ownership = yield* ShardOwnership
   const shared = yield* AmqpCommandLink
-  const { link, group } = shared
+  const { link, group, generation } = shared
   const context = yield* Effect.context<never>()
   const runFork = Effect.runForkWith(context)
   const sendSource = `AMQP queue ${sendQueue(group)}`
@@ -92,7 +92,7 @@ export const makeAmqpCommandSource = Effect.gen(function*() {
     // Decoded right here, synchronously, so a shard's payloads keep their queue order.
     const decoded = decodeEnvelope(message.content)
     if (!decoded.ok) {
-      runFork(router.refuse(decoded.refusal, `AMQP queue ${inboxQueue(group, shard)}`, message.content))
+      runFork(router.refuse(decoded.refusal, `AMQP queue ${inboxQueue(group, shard, generation)}`, message.content))
       ack(channel, message)
       return
     }
@@ -121,11 +121,11 @@ export const makeAmqpCommandSource = Effect.gen(function*() {
     let known = shared.declared.get(channel)
     if (known === undefined) shared.declared.set(channel, known = new Set())
     if (!known.has(shard)) {
-      await declareInbox(channel, group, shard)
+      await declareInbox(channel, group, shard, generation)
       known.add(shard)
     }
     // Prefetch (per consumer) is the channel's last setting: INBOX_PREFETCH, set by `consume`.
-    const inbox = await channel.consume(inboxQueue(group, shard), (message) => {
+    const inbox = await channel.consume(inboxQueue(group, shard, generation), (message) => {
       if (message !== null) onInbox(channel, shard, message)
     }, { noAck: false })
     if (local.has(shard) && consuming === channel) consumers.set(shard, { channel, tag: inbox.consumerTag })

@@ -17,7 +17,7 @@ export const AmqpForwarderLive: Layer.Layer<CommandForwarder, never, AmqpCommand
   CommandForwarder,
   Effect.gen(function*() {
     const shared = yield* AmqpCommandLink
-    const { link, group } = shared
+    const { link, group, generation } = shared
     let sequence = 0
 
     const send = async (channel: ConfirmChannel, parts: ReadonlyArray<Part>) => {
@@ -25,7 +25,7 @@ export const AmqpForwarderLive: Layer.Layer<CommandForwarder, never, AmqpCommand
       if (known === undefined) shared.declared.set(channel, known = new Set())
       for (const part of parts) {
         if (known.has(part.shard)) continue
-        await declareInbox(channel, group, part.shard)
+        await declareInbox(channel, group, part.shard, generation)
         known.add(part.shard)
       }
       const returned = new Set<string>()
@@ -35,7 +35,7 @@ export const AmqpForwarderLive: Layer.Layer<CommandForwarder, never, AmqpCommand
         const ids = parts.map(() => `command-${process.pid}-${++sequence}`)
         await Promise.all(parts.map((part, i) =>
           new Promise<void>((resolve, reject) => {
-            channel.publish(group, inboxKey(part.shard), Buffer.from(part.payload), {
+            channel.publish(group, inboxKey(part.shard, generation), Buffer.from(part.payload), {
               persistent: true,
               mandatory: true,
               contentType: "application/json",

@@ -27,6 +27,7 @@ import { hostname } from "node:os"
 import { Deferred, Effect, Layer, Queue, type Scope, Semaphore } from "effect"
 import { Cluster, type Redis } from "ioredis"
 import { AppConfig } from "../Config/AppConfig.ts"
+import { ShardPlan } from "../Cluster/ShardPlan.ts"
 import { RedisClient, type RedisConnection, redisErrorText } from "../Redis/RedisClient.ts"
 import { ShardOwnership } from "../Cluster/ShardOwnership.ts"
 import { CommandRouter, describeOwned } from "./Router.ts"
@@ -34,7 +35,7 @@ import { BrokerCommandSource, type CommandSource } from "./CommandSource.ts"
 import { backoffDelayMs, Backoffs } from "../Resilience/Backoff.ts"
 import { outageLog } from "../Resilience/OutageLog.ts"
 import { forkSupervised } from "../Resilience/Supervisor.ts"
-import { inboxStream, SEND_STREAM } from "./RedisNames.ts"
+import { inboxNamespace, inboxStream, SEND_STREAM } from "./RedisNames.ts"
 import { refusal } from "./Refusal.ts"
 import type { Part } from "./Targets.ts"
 
@@ -49,6 +50,8 @@ export interface RedisCommandOptions {
   readonly keepAliveEveryMs: number
   /** XREADGROUP BLOCK time: also how quickly a shard whose backlog cleared is read again. */
   readonly blockMs: number
+  /** The shards' generation (resharding): its inboxes are named apart. 0 when absent. */
+  readonly generation?: number | undefined
 }
 
 export const RECLAIM_IDLE_MS = 60_000
@@ -200,6 +203,7 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
     const router = yield* CommandRouter
     const ownership = yield* ShardOwnership
     const { group, consumer } = options
+    const inboxGroup = inboxNamespace(group, options.generation)
     /** The inboxes of the shards run here now, by stream: what they deliver is routed to the shard. */
     const inboxes = new Map<string, number>()
     /** Inboxes read now: those above, once what was left pending in them is taken over. */
@@ -207,11 +211,11 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
     /** Shards that arrived and whose inbox is not opened yet, in order. */
     const arrivals = yield* Queue.unbounded<number>()
     for (const shard of ownership.owned()) {
-      inboxes.set(inboxStream(group, shard), shard)
+      inboxes.set(inboxStream(inboxGroup, shard), shard)
       // Static shards are read from the start, as they always were; those of an automatic cluster
       // may have entries handed off by a process that ran them before.
       if (ownership.automatic) Queue.offerUnsafe(arrivals, shard)
-      else opened.add(inboxStream(group, shard))
+      else opened.add(inboxStream(inboxGroup, shard))
     }
     /** SEND and the inboxes read now. */
     const streams = () => [SEND_STREAM, ...opened]
@@ -441,12 +445,12 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
     yield* ownership.watch({
       acquired: (shard) =>
         Effect.sync(() => {
-          inboxes.set(inboxStream(group, shard), shard)
+          inboxes.set(inboxStream(inboxGroup, shard), shard)
           Queue.offerUnsafe(arrivals, shard)
         }),
       releasing: (shard) =>
         Effect.gen(function*() {
-          const stream = inboxStream(group, shard)
+          const stream = inboxStream(inboxGroup, shard)
           inboxes.delete(stream)
           opened.delete(stream)
           // A read still blocking on the inbox may yet deliver entries to this process: end it
@@ -594,7 +598,7 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
     // enough), then its inbox joins the reads. Retried through outages while the shard stays.
     const openInbox = (shard: number) =>
       Effect.gen(function*() {
-        const stream = inboxStream(group, shard)
+        const stream = inboxStream(inboxGroup, shard)
         if (inboxes.get(stream) !== shard || opened.has(stream)) return
         if (!groupsReady.has(stream)) yield* ensureGroups([stream])
         const claimed = yield* reclaimStream(stream)
@@ -659,7 +663,10 @@ export const RedisCommandSourceLive = (options?: Partial<RedisCommandOptions>) =
     BrokerCommandSource,
     Effect.gen(function*() {
       const config = yield* AppConfig
+      const plan = yield* ShardPlan
       const redis = yield* RedisClient
-      return { source: yield* makeRedisCommandSource(redis, { ...defaultRedisCommandOptions(config.broker.group), ...options }) }
+      return {
+        source: yield* makeRedisCommandSource(redis, { ...defaultRedisCommandOptions(config.broker.group), generation: plan.generation, ...options })
+      }
     })
   )

@@ -13,7 +13,8 @@ import { AppConfig } from "../Config/AppConfig.ts"
 import { RedisClient, type RedisConnection, redisErrorText } from "../Redis/RedisClient.ts"
 import { type CommandCounters, CommandStats } from "./CommandStats.ts"
 import { CommandForwarder, ForwardError } from "./Forwarder.ts"
-import { INBOX_MAX_LENGTH, inboxStream } from "./RedisNames.ts"
+import { INBOX_MAX_LENGTH, inboxNamespace, inboxStream } from "./RedisNames.ts"
+import { ShardPlan } from "../Cluster/ShardPlan.ts"
 import type { Part } from "./Targets.ts"
 
 const FORWARD_TIMEOUT_MS = 10_000
@@ -151,11 +152,13 @@ export const makeRedisForwarder = (redis: RedisConnection, group: string, option
   return CommandForwarder.of({ broker: "redis", forward })
 }
 
-export const RedisForwarderLive: Layer.Layer<CommandForwarder, never, AppConfig | RedisClient | CommandStats> = Layer.effect(
+export const RedisForwarderLive: Layer.Layer<CommandForwarder, never, AppConfig | ShardPlan | RedisClient | CommandStats> = Layer.effect(
   CommandForwarder,
   Effect.gen(function*() {
     const config = yield* AppConfig
+    const plan = yield* ShardPlan
     const stats = yield* CommandStats
-    return makeRedisForwarder(yield* RedisClient, config.broker.group, defaultRedisForwarderOptions(stats))
+    // A later generation's inboxes are named apart (resharding): see inboxNamespace.
+    return makeRedisForwarder(yield* RedisClient, inboxNamespace(config.broker.group, plan.generation), defaultRedisForwarderOptions(stats))
   })
 )

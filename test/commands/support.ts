@@ -56,9 +56,10 @@ export const routerLayer = (options: {
     })
   )
   return CommandRouterLive.pipe(
-    Layer.provide(Layer.mergeAll(plan, commands, options.forwarder ?? CommandForwarder.none)),
+    Layer.provide(Layer.mergeAll(commands, options.forwarder ?? CommandForwarder.none)),
     Layer.provideMerge(CommandStats.layer),
-    Layer.provideMerge(ownership)
+    Layer.provideMerge(ownership),
+    Layer.provideMerge(plan)
   )
 }
 
