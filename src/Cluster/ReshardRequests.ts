@@ -6,5 +6,5 @@ import type { ReshardReason } from "./Resharding.ts"
 
 export class ReshardRequests extends Context.Service<ReshardRequests, {
   /** Asks for a resharding; returns at once (the resharding loop decides the count and whether to). */
-  readonly request: (reason: ReshardReason, detail: string) => Effect.Effect<void>
+  readonly request: (reason: ReshardReason, detail: string, refusedCount?: number) => Effect.Effect<void>
 }>()("gateway/ReshardRequests") {}

@@ -148,8 +148,8 @@ export const SharderLive = Layer.effect(
                   // shards replaces this one.
                   const error = Cause.findErrorOption(cause)
                   if (reshard._tag === "Some" && error._tag === "Some" && error.value._tag === "FatalGatewayError" && error.value.code === 4011) {
-                    return Effect.logWarning(`shard ${shard}: ${error.value.message}; parked until the cluster has resharded`).pipe(
-                      Effect.andThen(reshard.value.request("required", `shard ${shard} of ${plan.shardCount} was closed with 4011`))
+                    return Effect.logWarning(`${error.value.message}; parked until the cluster has resharded`).pipe(
+                      Effect.andThen(reshard.value.request("required", `shard ${shard} of ${plan.shardCount} was closed with 4011`, plan.shardCount))
                     )
                   }
                   return Deferred.failCause(fatal, cause)

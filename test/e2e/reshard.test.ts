@@ -109,6 +109,12 @@ const switched = (fake: FakeDiscord) =>
 const cluster = async (fake: FakeDiscord) => {
   const gateways = [await start(fake), await start(fake)]
   await until("4 shards READY", () => fake.readyShards(4).length === 4)
+  // Settled (2 shards each, no handoff under way) before Discord changes its mind: a shard handed
+  // off at the very moment of a 4011 loses what it had not read, as it would with Discord.
+  await until("2 shards per process", async () => {
+    const owners = await Promise.all([0, 1, 2, 3].map((s) => client.get(`${PREFIX}lease:${s}`)))
+    return gateways.every((g) => owners.filter((o) => o?.includes(`:${g.proc.child.pid}:`)).length === 2) && fake.readyShards(4).length === 4
+  })
   await until("both processes serving metrics", async () => {
     for (const g of gateways) if (await fetch(`http://127.0.0.1:${g.port}/metrics`).then(() => false, () => true)) return false
     return true
