@@ -111,7 +111,14 @@ export const startResharder = <E extends { readonly message: string }, R>({ conf
         const next = state.next === undefined ? undefined : running.get(state.next.generation)
         // The current generation goes on until the switch is complete: what it publishes meanwhile is
         // published by the next one too.
-        if (next !== undefined && next.gate.isOpen()) running.get(state.generation)?.gate.overlapping()
+        if (next !== undefined && next.gate.isOpen()) {
+          running.get(state.generation)?.gate.overlapping()
+          // Another process may still publish the old generation before it sees the switch: until the
+          // switch completes, what the new one publishes here may be a duplicate too. (Not after a
+          // 4011: the old generation delivers nothing then.)
+          if (state.next?.open !== true) next.gate.overlapping()
+        }
+        if (state.next === undefined) running.get(state.generation)?.gate.alone()
         const current = running.get(state.generation)
         if (current !== undefined) live.set(current.parts)
         for (const [generation, g] of running) {

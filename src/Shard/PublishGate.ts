@@ -1,12 +1,12 @@
 // Whether a generation's shards publish what they read (resharding, Cluster/Resharding.ts). The next
 // generation runs with its gate shut until every one of its shards was READY: its dispatches move
 // the session's sequence (and checkpoints) but are not forwarded. The current generation's gate is
-// open; once this process publishes the next generation as well, what the current one still
-// forwards is published twice, and counted.
+// open; while both publish somewhere in the cluster, what either forwards here may be published
+// twice: it is counted (an upper bound of the duplicates).
 import { Context, Effect, Metric } from "effect"
 
 const overlapEvents = Metric.counter("gateway_reshard_overlap_events_total", {
-  description: "Events the old generation published while the new one published too (resharding): at most this many duplicates",
+  description: "Events published while two generations of shards both published (resharding): an upper bound of the duplicates",
   incremental: true
 })
 
@@ -15,8 +15,10 @@ export interface PublishGateShape {
   readonly pass: () => boolean
   readonly isOpen: () => boolean
   readonly open: () => void
-  /** Every event passed from now on is also published by the next generation: count it. */
+  /** Every event passed from now on may also be published by the other generation: count it. */
   readonly overlapping: () => void
+  /** The other generation is gone: stop counting. */
+  readonly alone: () => void
 }
 
 export class PublishGate extends Context.Service<PublishGate, PublishGateShape>()("gateway/PublishGate") {}
@@ -37,6 +39,9 @@ export const makePublishGate = (open: boolean) =>
       },
       overlapping: () => {
         counting = true
+      },
+      alone: () => {
+        counting = false
       }
     }
   })
