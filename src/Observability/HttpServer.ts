@@ -35,7 +35,13 @@ export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 export interface Probes {
   readonly metrics: () => string
   /** `allReady` decides; the counts only word the 503. */
-  readonly shards: () => { readonly allReady: boolean; readonly ready: number; readonly total: number }
+  readonly shards: () => {
+    readonly allReady: boolean
+    readonly ready: number
+    readonly total: number
+    /** A cluster member that has not had its first look at the shards yet: it owns none so far. */
+    readonly joining?: boolean
+  }
   readonly brokerConnected: () => boolean
   /** True once a graceful shutdown began: a load balancer should stop sending work here. */
   readonly stopping?: () => boolean
@@ -63,8 +69,9 @@ export const notReadyReason = (
 ): string | undefined => {
   const reasons: Array<string> = []
   if (probes.stopping?.()) reasons.push("shutting down")
-  const { allReady, ready, total } = probes.shards()
-  if (!allReady) reasons.push(`shards ready ${ready}/${total}`)
+  const { allReady, ready, total, joining } = probes.shards()
+  if (joining === true) reasons.push("joining the cluster (no shards assigned yet)")
+  else if (!allReady) reasons.push(`shards ready ${ready}/${total}`)
   if (!probes.brokerConnected()) reasons.push("broker disconnected")
   if (probes.problems) reasons.push(...probes.problems())
   return reasons.length === 0 ? undefined : reasons.join("; ")
@@ -184,7 +191,7 @@ export const HttpServerLive = Layer.effectDiscard(
         const status = live.current()?.status
         return status === undefined
           ? { allReady: false, ready: 0, total: 0 }
-          : { allReady: status.allReady(), ready: status.readyCount(), total: status.snapshot().size }
+          : { allReady: status.allReady(), ready: status.readyCount(), total: status.snapshot().size, joining: !status.settled() }
       },
       brokerConnected,
       stopping: () => live.current()?.status.stopping() ?? false,

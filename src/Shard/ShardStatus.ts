@@ -53,6 +53,13 @@ export class ShardStatus extends Context.Service<ShardStatus, {
   readonly readyCount: () => number
   /** Every shard run here is READY (true with none). */
   readonly allReady: () => boolean
+  /**
+   * Whether this process knows its shards: always with static ids; in an automatic cluster once
+   * the Sharder had its first look (before that it owns none, and being "all ready" would mislead
+   * /readyz into sending traffic decisions, e.g. a rolling update, on to the next pod).
+   */
+  readonly settled: () => boolean
+  readonly markSettled: () => void
   /** A graceful shutdown began (for /readyz). */
   readonly markStopping: () => void
   readonly stopping: () => boolean
@@ -68,6 +75,7 @@ export const ShardStatusLive: Layer.Layer<ShardStatus, never, ShardPlan | ShardO
     const everReady = new Set<number>()
     const startedAt = yield* Clock.currentTimeMillis
     let ready = 0
+    let settled = !ownership.automatic
     let stopping = false
     yield* ownership.watch({
       acquired: (shard) => Effect.sync(() => void (states.has(shard) || states.set(shard, "connecting"))),
@@ -102,7 +110,11 @@ export const ShardStatusLive: Layer.Layer<ShardStatus, never, ShardPlan | ShardO
         }),
       snapshot: () => states,
       readyCount: () => ready,
-      allReady: () => ready === states.size,
+      allReady: () => settled && ready === states.size,
+      settled: () => settled,
+      markSettled: () => {
+        settled = true
+      },
       markStopping: () => {
         stopping = true
       },

@@ -26,6 +26,7 @@ import { ShardOwnership } from "../Cluster/ShardOwnership.ts"
 import { ShardPlan } from "../Cluster/ShardPlan.ts"
 import { ReshardRequests } from "../Cluster/ReshardRequests.ts"
 import { type FatalGatewayError, ShardSession } from "./ShardSession.ts"
+import { ShardStatus } from "./ShardStatus.ts"
 
 /** How often a cluster member looks at the members and leases. */
 export const LOOK_EVERY_MS = 1_000
@@ -63,6 +64,7 @@ export const SharderLive = Layer.effect(
     const stats = yield* GatewayStats
     const readiness = yield* Readiness
     const membership = yield* Effect.serviceOption(Membership)
+    const status = yield* ShardStatus
     const reshard = yield* Effect.serviceOption(ReshardRequests)
 
     // A defect (a bug) in one shard's fiber restarts that shard alone, with backoff; a typed
@@ -213,6 +215,7 @@ export const SharderLive = Layer.effect(
             yield* start(shard, cell, freeBefore.has(shard) ? "takeover" : "claimed")
           }
           freeBefore = free
+          status.markSettled()
           yield* Metric.update(shardsOwned, slots.size)
           if (decision.handOff !== undefined && !handingOff && !stopping) {
             handingOff = true

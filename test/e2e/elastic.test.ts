@@ -1,12 +1,13 @@
 // The elastic cluster end to end: identical processes with no shard ids share the shards through
-// a Redis of the test's own, take over a dead process's shards, rebalance by live handoff when a
+// a Redis of the test's own (a single server, then a three-node Redis Cluster), take over a dead process's shards, rebalance by live handoff when a
 // process joins, and survive a rolling restart; every event carries a unique marker, and the
 // broker output is checked for every one of them.
-import { Redis } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { type GatewayProcess, reaper, spawnGateway } from "../support/gateway.ts"
-import { type OwnRedis, startOwnRedis } from "../support/redisServer.ts"
+import { startOwnRedis } from "../support/redisServer.ts"
+import { startRedisCluster } from "../support/redisCluster.ts"
 import { arrivals, guildOn, membersD } from "../commands/support.ts"
 
 const SHARDS = 12
@@ -14,22 +15,41 @@ const TOKEN = "elastic-token"
 const PREFIX = "el:"
 const LEASE_TTL_S = 10
 const procs = reaper()
-let redis: OwnRedis
-let client: Redis
 
-beforeAll(async () => {
-  redis = await startOwnRedis()
-  client = new Redis(redis.url)
-}, 30_000)
-afterAll(async () => {
-  await procs.killAll()
-  client?.disconnect()
-  await redis?.kill()
-})
-afterEach(async () => {
-  await procs.killAll()
-  await client.flushall()
-})
+/** A Redis the test starts: what the gateways are pointed at, a client, and how to empty it. */
+interface Backend {
+  readonly url: string
+  readonly client: Redis | Cluster
+  readonly flush: () => Promise<unknown>
+  readonly stop: () => Promise<void>
+}
+
+const backends: ReadonlyArray<{ readonly name: string; readonly start: () => Promise<Backend> }> = [
+  {
+    name: "a Redis server",
+    start: async () => {
+      const server = await startOwnRedis()
+      const client = new Redis(server.url)
+      return { url: server.url, client, flush: () => client.flushall(), stop: async () => (client.disconnect(), await server.kill()) }
+    }
+  },
+  {
+    name: "a three-node Redis Cluster",
+    start: async () => {
+      const cluster = await startRedisCluster()
+      const client = new Cluster(cluster.ports.map((port) => ({ host: "127.0.0.1", port })))
+      return {
+        url: cluster.urls,
+        client,
+        flush: () => Promise.all(client.nodes("master").map((node) => node.flushall())),
+        stop: async () => (client.disconnect(), await cluster.stop())
+      }
+    }
+  }
+]
+
+let backend: Backend
+let client: Redis | Cluster
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
@@ -50,7 +70,7 @@ const env = (fake: FakeDiscord, extra: Record<string, string> = {}) => ({
   SHARD_STORE_TYPE: "redis",
   SHARD_STORE_PREFIX: PREFIX,
   CHECKPOINT_INTERVAL: "200ms",
-  REDIS_URL: redis.url,
+  REDIS_URL: backend.url,
   LOG_LEVEL: "info",
   ...extra
 })
@@ -116,7 +136,20 @@ const startCluster = async (fake: FakeDiscord, count: number) => {
 const balanced = (owned: ReadonlyArray<ReadonlyArray<number>>, each: number) =>
   owned.every((s) => s.length === each) && new Set(owned.flat()).size === SHARDS
 
-describe("an elastic cluster of identical processes", () => {
+describe.each(backends)("an elastic cluster of identical processes, on $name", ({ start }) => {
+  beforeAll(async () => {
+    backend = await start()
+    client = backend.client
+  }, 60_000)
+  afterAll(async () => {
+    await procs.killAll()
+    await backend?.stop()
+  })
+  afterEach(async () => {
+    await procs.killAll()
+    await backend.flush()
+  })
+
   it("three processes split 12 shards 4/4/4 with none run twice; a SIGKILLed one's shards RESUME elsewhere within the lease TTL + 5 s with nothing lost", async () => {
     const fake = await startFakeDiscord({ token: TOKEN, shardCount: SHARDS, maxConcurrency: 4 })
     try {

@@ -25,6 +25,10 @@ describe("route", () => {
   it("/healthz is ok whatever the shards and broker", () => {
     expect(route("GET", "/healthz", "/metrics", probes({ ready: 0, total: 4, broker: false }))).toMatchObject({ status: 200, body: "ok\n" })
   })
+  it("/readyz of a cluster member that has not looked at the shards yet is 503, and says so", () => {
+    const joining: Probes = { ...up, shards: () => ({ allReady: false, ready: 0, total: 0, joining: true }) }
+    expect(route("GET", "/readyz", "/metrics", joining)).toMatchObject({ status: 503, body: "joining the cluster (no shards assigned yet)\n" })
+  })
   it("/readyz needs every shard ready and the broker connected, and says what is missing", () => {
     expect(route("GET", "/readyz", "/metrics", up)).toMatchObject({ status: 200, body: "ready\n" })
     expect(route("GET", "/readyz", "/metrics", probes({ ready: 3, total: 4, broker: true }))).toMatchObject({ status: 503, body: "shards ready 3/4\n" })
