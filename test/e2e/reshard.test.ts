@@ -1,35 +1,56 @@
 // Resharding without downtime, end to end: two processes of an automatic cluster run 4 shards
-// through a Redis of the test's own; Discord (the fake) then recommends 8, or requires 8 (4011).
+// through a Redis of the test's own (a server, then a three-node Redis Cluster); Discord (the fake)
+// then recommends 8, or requires 8 (4011).
 // Every event is a guild event carrying a unique marker, delivered by the fake to every session
 // that owns the guild in either generation; the broker output (the MESSAGE_CREATE stream) is
 // checked for every marker, duplicates are counted against the gateways' overlap metric.
-import { Redis } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { freePort } from "../brokers/support.ts"
 import { type FakeDiscord, type GuildDelivery, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { reaper, spawnGateway } from "../support/gateway.ts"
-import { type OwnRedis, startOwnRedis } from "../support/redisServer.ts"
+import { startOwnRedis } from "../support/redisServer.ts"
+import { startRedisCluster } from "../support/redisCluster.ts"
 
 const TOKEN = "reshard-token"
 const PREFIX = "rs:"
 const GUILDS = 64
 const procs = reaper()
-let redis: OwnRedis
-let client: Redis
 
-beforeAll(async () => {
-  redis = await startOwnRedis()
-  client = new Redis(redis.url)
-}, 30_000)
-afterAll(async () => {
-  await procs.killAll()
-  client?.disconnect()
-  await redis?.kill()
-})
-afterEach(async () => {
-  await procs.killAll()
-  await client.flushall()
-})
+/** A Redis the test starts: what the gateways are pointed at, a client, and how to empty it. */
+interface Backend {
+  readonly url: string
+  readonly client: Redis | Cluster
+  readonly flush: () => Promise<unknown>
+  readonly stop: () => Promise<void>
+}
+
+const backends: ReadonlyArray<{ readonly name: string; readonly start: () => Promise<Backend> }> = [
+  {
+    name: "a Redis server",
+    start: async () => {
+      const server = await startOwnRedis()
+      const client = new Redis(server.url)
+      return { url: server.url, client, flush: () => client.flushall(), stop: async () => (client.disconnect(), await server.kill()) }
+    }
+  },
+  {
+    name: "a three-node Redis Cluster",
+    start: async () => {
+      const cluster = await startRedisCluster()
+      const client = new Cluster(cluster.ports.map((port) => ({ host: "127.0.0.1", port })))
+      return {
+        url: cluster.urls,
+        client,
+        flush: () => Promise.all(client.nodes("master").map((node) => node.flushall())),
+        stop: async () => (client.disconnect(), await cluster.stop())
+      }
+    }
+  }
+]
+
+let backend: Backend
+let client: Redis | Cluster
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000) => {
@@ -54,7 +75,7 @@ const start = async (fake: FakeDiscord) => {
       SHARD_STORE_TYPE: "redis",
       SHARD_STORE_PREFIX: PREFIX,
       CHECKPOINT_INTERVAL: "200ms",
-      REDIS_URL: redis.url,
+      REDIS_URL: backend.url,
       PROMETHEUS_ADDRESS: `127.0.0.1:${port}`,
       LOG_LEVEL: "info"
     }
@@ -128,7 +149,20 @@ const overlap = async (gateways: ReadonlyArray<{ port: number }>) => {
   return sum
 }
 
-describe("resharding without downtime", () => {
+describe.each(backends)("resharding without downtime, on $name", ({ start: startBackend }) => {
+  beforeAll(async () => {
+    backend = await startBackend()
+    client = backend.client
+  }, 60_000)
+  afterAll(async () => {
+    await procs.killAll()
+    await backend?.stop()
+  })
+  afterEach(async () => {
+    await procs.killAll()
+    await backend.flush()
+  })
+
   it("4 -> 8 on Discord's recommendation under load: nothing lost, duplicates counted and bounded, the old generation closed, identifies paced", async () => {
     const fake = await startFakeDiscord({ token: TOKEN, shardCount: 4, maxConcurrency: 4 })
     try {
