@@ -2,12 +2,11 @@
 // a Redis of the test's own (a single server, then a three-node Redis Cluster), take over a dead process's shards, rebalance by live handoff when a
 // process joins, and survive a rolling restart; every event carries a unique marker, and the
 // broker output is checked for every one of them.
-import { Cluster, Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { type FakeDiscord, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { type GatewayProcess, reaper, spawnGateway } from "../support/gateway.ts"
-import { startOwnRedis } from "../support/redisServer.ts"
-import { startRedisCluster } from "../support/redisCluster.ts"
+import { redisBackends, type TestRedis } from "../support/testRedis.ts"
 import { arrivals, guildOn, membersD } from "../commands/support.ts"
 
 const SHARDS = 12
@@ -16,39 +15,7 @@ const PREFIX = "el:"
 const LEASE_TTL_S = 10
 const procs = reaper()
 
-/** A Redis the test starts: what the gateways are pointed at, a client, and how to empty it. */
-interface Backend {
-  readonly url: string
-  readonly client: Redis | Cluster
-  readonly flush: () => Promise<unknown>
-  readonly stop: () => Promise<void>
-}
-
-const backends: ReadonlyArray<{ readonly name: string; readonly start: () => Promise<Backend> }> = [
-  {
-    name: "a Redis server",
-    start: async () => {
-      const server = await startOwnRedis()
-      const client = new Redis(server.url)
-      return { url: server.url, client, flush: () => client.flushall(), stop: async () => (client.disconnect(), await server.kill()) }
-    }
-  },
-  {
-    name: "a three-node Redis Cluster",
-    start: async () => {
-      const cluster = await startRedisCluster()
-      const client = new Cluster(cluster.ports.map((port) => ({ host: "127.0.0.1", port })))
-      return {
-        url: cluster.urls,
-        client,
-        flush: () => Promise.all(client.nodes("master").map((node) => node.flushall())),
-        stop: async () => (client.disconnect(), await cluster.stop())
-      }
-    }
-  }
-]
-
-let backend: Backend
+let backend: TestRedis
 let client: Redis | Cluster
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -136,7 +103,7 @@ const startCluster = async (fake: FakeDiscord, count: number) => {
 const balanced = (owned: ReadonlyArray<ReadonlyArray<number>>, each: number) =>
   owned.every((s) => s.length === each) && new Set(owned.flat()).size === SHARDS
 
-describe.each(backends)("an elastic cluster of identical processes, on $name", ({ start }) => {
+describe.each(redisBackends)("an elastic cluster of identical processes, on $name", ({ start }) => {
   beforeAll(async () => {
     backend = await start()
     client = backend.client

@@ -4,52 +4,19 @@
 // Every event is a guild event carrying a unique marker, delivered by the fake to every session
 // that owns the guild in either generation; the broker output (the MESSAGE_CREATE stream) is
 // checked for every marker, duplicates are counted against the gateways' overlap metric.
-import { Cluster, Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { freePort } from "../brokers/support.ts"
 import { type FakeDiscord, type GuildDelivery, startFakeDiscord } from "../fake-discord/FakeDiscord.ts"
 import { reaper, spawnGateway } from "../support/gateway.ts"
-import { startOwnRedis } from "../support/redisServer.ts"
-import { startRedisCluster } from "../support/redisCluster.ts"
+import { redisBackends, type TestRedis } from "../support/testRedis.ts"
 
 const TOKEN = "reshard-token"
 const PREFIX = "rs:"
 const GUILDS = 64
 const procs = reaper()
 
-/** A Redis the test starts: what the gateways are pointed at, a client, and how to empty it. */
-interface Backend {
-  readonly url: string
-  readonly client: Redis | Cluster
-  readonly flush: () => Promise<unknown>
-  readonly stop: () => Promise<void>
-}
-
-const backends: ReadonlyArray<{ readonly name: string; readonly start: () => Promise<Backend> }> = [
-  {
-    name: "a Redis server",
-    start: async () => {
-      const server = await startOwnRedis()
-      const client = new Redis(server.url)
-      return { url: server.url, client, flush: () => client.flushall(), stop: async () => (client.disconnect(), await server.kill()) }
-    }
-  },
-  {
-    name: "a three-node Redis Cluster",
-    start: async () => {
-      const cluster = await startRedisCluster()
-      const client = new Cluster(cluster.ports.map((port) => ({ host: "127.0.0.1", port })))
-      return {
-        url: cluster.urls,
-        client,
-        flush: () => Promise.all(client.nodes("master").map((node) => node.flushall())),
-        stop: async () => (client.disconnect(), await cluster.stop())
-      }
-    }
-  }
-]
-
-let backend: Backend
+let backend: TestRedis
 let client: Redis | Cluster
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -149,7 +116,7 @@ const overlap = async (gateways: ReadonlyArray<{ port: number }>) => {
   return sum
 }
 
-describe.each(backends)("resharding without downtime, on $name", ({ start: startBackend }) => {
+describe.each(redisBackends)("resharding without downtime, on $name", ({ start: startBackend }) => {
   beforeAll(async () => {
     backend = await startBackend()
     client = backend.client
