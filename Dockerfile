@@ -15,9 +15,7 @@ RUN npm run build
 # ---- runtime: production dependencies and the compiled output only ----
 FROM node:24-slim
 ENV NODE_ENV=production
-# Small young-generation semi-spaces: under a burst V8 otherwise grows them to tens of MiB. The
-# benchmark measured peak RSS 281 -> 172 MiB for ~9 % more CPU per event (bench/RESULTS.md).
-ENV NODE_OPTIONS=--max-semi-space-size=2
+# No V8 flags: the gateway keeps its young generation small itself (src/Process/youngGeneration.ts).
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

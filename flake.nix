@@ -35,7 +35,7 @@
             mkdir -p $out/lib/spectacles-gateway $out/bin
             cp -r package.json dist node_modules $out/lib/spectacles-gateway/
             makeWrapper ${pkgs.nodejs_24}/bin/node $out/bin/spectacles-gateway \
-              --add-flags "--max-semi-space-size=2 $out/lib/spectacles-gateway/dist/main.js"
+              --add-flags "$out/lib/spectacles-gateway/dist/main.js"
             runHook postInstall
           '';
 

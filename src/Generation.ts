@@ -5,7 +5,7 @@
 // one generation, two while the cluster reshards.
 //
 // The layers of the process (HTTP server, stats, readiness, Redis connection, identify limiter,
-// session budget, transport) are built once in main.ts. Layer.buildWithScope forks the process's
+// session budget, transport) are built once in daemon.ts. Layer.buildWithScope forks the process's
 // memo map, so a generation reuses those (RedisClient.layer is one connection per process) and
 // builds everything else afresh.
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Scope } from "effect"

@@ -168,7 +168,7 @@ export class GatewayCounters {
 
 /**
  * The process's counters. A Reference, so a layer that does not provide it (a test building a
- * session alone) still works; main.ts provides one instance to everything.
+ * session alone) still works; daemon.ts provides one instance to everything.
  */
 export const GatewayStats = Context.Reference<GatewayCounters>("gateway/GatewayStats", {
   defaultValue: () => new GatewayCounters()

@@ -89,9 +89,12 @@ export const observeRuntime = (context: Context.Context<never>, version = packag
   add(gauge("nodejs_external_memory_bytes", "Memory of C++ objects bound to JavaScript (Buffers included), in bytes."), () =>
     gaugeState(process.memoryUsage().external))
   const heapSpaceUsed = gauge("nodejs_heap_space_size_used_bytes", "V8 heap in use, by space, in bytes.")
+  // Committed per space: shows the young generation ("new_space") staying small (Process/youngGeneration.ts).
+  const heapSpaceTotal = gauge("nodejs_heap_space_size_total_bytes", "V8 heap committed, by space, in bytes.")
   for (const space of getHeapSpaceStatistics()) {
-    add(Metric.withAttributes(heapSpaceUsed, { space: space.space_name }), () =>
-      gaugeState(getHeapSpaceStatistics().find((s) => s.space_name === space.space_name)?.space_used_size ?? 0))
+    const of = () => getHeapSpaceStatistics().find((s) => s.space_name === space.space_name)
+    add(Metric.withAttributes(heapSpaceUsed, { space: space.space_name }), () => gaugeState(of()?.space_used_size ?? 0))
+    add(Metric.withAttributes(heapSpaceTotal, { space: space.space_name }), () => gaugeState(of()?.space_size ?? 0))
   }
   add(gauge("nodejs_active_resources", "Resources keeping the event loop alive (sockets, timers, ...)."), () =>
     gaugeState(process.getActiveResourcesInfo().length))

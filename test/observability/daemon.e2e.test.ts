@@ -207,6 +207,11 @@ describe("/metrics of the running daemon", () => {
       const build = samples.find((s) => s.name === "gateway_build_info")!
       expect(build.labels).toEqual({ version: "0.1.0", node: process.version })
       expect(valueOf(samples, "process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024)
+      // Started without V8 flags, the gateway keeps its young generation at its starting size
+      // (V8 alone grows it to 32-64 MiB while the modules load, and keeps it).
+      const youngGeneration = valueOf(samples, "nodejs_heap_space_size_total_bytes", { space: "new_space" })
+      expect(youngGeneration).toBeGreaterThan(0)
+      expect(youngGeneration).toBeLessThanOrEqual(8 * 1024 * 1024)
       expect(valueOf(samples, "gateway_identifies_total", { shard: "0" })).toBe(1)
       // The startup log names where the settings came from and the intents IDENTIFY asks for.
       expect(g.stderr()).toMatch(/configuration: environment only/)
