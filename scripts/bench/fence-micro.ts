@@ -39,7 +39,7 @@ const redisCpuSeconds = async (): Promise<number> => {
 }
 
 // About the size of a typical MESSAGE_CREATE `d`.
-const data = JSON.stringify({ id: "1", channel_id: "2", guild_id: "3", content: "x".repeat(300), author: { id: "4", username: "someone", avatar: null }, mentions: [], attachments: [], embeds: [] })
+const data = Buffer.from(JSON.stringify({ id: "1", channel_id: "2", guild_id: "3", content: "x".repeat(300), author: { id: "4", username: "someone", avatar: null }, mentions: [], attachments: [], embeds: [] }))
 const names = Array.from({ length: STREAMS }, (_, i) => `BENCH_${i}`)
 const batch = (epoch: number, from: number): Array<DispatchEvent> =>
   Array.from({ length: MAX_CHUNK }, (_, i) => ({

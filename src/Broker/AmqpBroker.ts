@@ -92,7 +92,7 @@ export const makeAmqpBroker = (options: AmqpBrokerOptions) =>
       ...(options.messageTimeoutMs > 0 ? { expiration: String(options.messageTimeoutMs) } : {})
     })
     const encoding = options.encoding
-    const body = encoding === "json" ? (e: DispatchEvent) => Buffer.from(e.data) : (e: DispatchEvent) => encodeData(encoding, e)
+    const body = encoding === "json" ? (e: DispatchEvent) => e.data : (e: DispatchEvent) => encodeData(encoding, e)
 
     // Resolves when the channel's write buffer drained; rejects if the channel closes first.
     const drained = (channel: ConfirmChannel) =>

@@ -17,8 +17,8 @@ export interface DispatchEvent {
   readonly shard: number
   readonly t: string
   readonly seq: number
-  /** JSON text of `d`, sliced out of the payload without parsing it. */
-  readonly data: string
+  /** The JSON of `d` as UTF-8 bytes, copied out of the payload without decoding or parsing it. */
+  readonly data: Buffer
   readonly receipt: DeliveryReceipt
   /** The epoch of the shard's lease it was read under (0 without leases): brokers fence on it. */
   readonly epoch: number

@@ -10,10 +10,10 @@ import type { PayloadEncoding } from "../Config/GatewayConfig.ts"
 import type { DispatchEvent } from "./DispatchEvent.ts"
 
 /** Just `d`, as MessagePack (the message body on Redis and AMQP, where the name travels alongside). */
-export const encodeDataMsgpack = (e: DispatchEvent): Uint8Array => encode(JSON.parse(e.data), { useBigInt64: false })
+export const encodeDataMsgpack = (e: DispatchEvent): Uint8Array => encode(JSON.parse(e.data.toString("utf8")), { useBigInt64: false })
 
 /** `{event, data}` as one MessagePack map (the stdout framing). */
-export const encodeEventMsgpack = (e: DispatchEvent): Uint8Array => encode({ event: e.t, data: JSON.parse(e.data) })
+export const encodeEventMsgpack = (e: DispatchEvent): Uint8Array => encode({ event: e.t, data: JSON.parse(e.data.toString("utf8")) })
 
 /** Writes the old-spec MessagePack raw header for `length` bytes at `at`; returns the offset after it. */
 const writeRawHeader = (out: Buffer, at: number, length: number): number => {
@@ -39,11 +39,16 @@ const writeRaw = (out: Buffer, at: number, text: string, bytes: number): number 
   return start + out.write(text, start, "utf8")
 }
 
+/** `data` (bytes) as an old-spec MessagePack raw, written at `at`; returns the offset after it. */
+const writeRawBytes = (out: Buffer, at: number, data: Buffer): number => {
+  const start = writeRawHeader(out, at, data.length)
+  return start + data.copy(out, start)
+}
+
 /** The JSON text of `d` as one MessagePack raw: the Go gateway's Redis field / AMQP body. */
 export const encodeDataGo = (e: DispatchEvent): Buffer => {
-  const bytes = Buffer.byteLength(e.data, "utf8")
-  const out = Buffer.allocUnsafe(rawHeaderSize(bytes) + bytes)
-  writeRaw(out, 0, e.data, bytes)
+  const out = Buffer.allocUnsafe(rawHeaderSize(e.data.length) + e.data.length)
+  writeRawBytes(out, 0, e.data)
   return out
 }
 
@@ -53,13 +58,13 @@ const DATA_KEY = Buffer.from([0xa4, ...Buffer.from("data")])
 /** `{"event": t, "data": raw JSON text of d}`, keys in that order: the Go gateway's stdout framing. */
 export const encodeEventGo = (e: DispatchEvent): Buffer => {
   const nameBytes = Buffer.byteLength(e.t, "utf8")
-  const dataBytes = Buffer.byteLength(e.data, "utf8")
+  const dataBytes = e.data.length
   const out = Buffer.allocUnsafe(1 + EVENT_KEY.length + rawHeaderSize(nameBytes) + nameBytes + DATA_KEY.length + rawHeaderSize(dataBytes) + dataBytes)
   out[0] = 0x82
   let at = 1 + EVENT_KEY.copy(out, 1)
   at = writeRaw(out, at, e.t, nameBytes)
   at += DATA_KEY.copy(out, at)
-  writeRaw(out, at, e.data, dataBytes)
+  writeRawBytes(out, at, e.data)
   return out
 }
 

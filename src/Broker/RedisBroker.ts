@@ -56,7 +56,7 @@ export const makeRedisBroker = (redis: RedisConnection, options: RedisBrokerOpti
   }
 
   const encoding = options.encoding
-  const body = encoding === "json" ? (e: DispatchEvent): string | Buffer => e.data : (e: DispatchEvent) => encodeData(encoding, e)
+  const body = encoding === "json" ? (e: DispatchEvent): Buffer => e.data : (e: DispatchEvent) => encodeData(encoding, e)
 
   const fencePrefix = options.fencePrefix ?? "gateway:"
   const publishedStreams = options.publishedStreams ?? new Set<string>()

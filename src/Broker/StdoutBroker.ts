@@ -12,8 +12,47 @@ import type { DispatchEvent } from "./DispatchEvent.ts"
 import type { PayloadEncoding } from "../Config/GatewayConfig.ts"
 import { encodeEvent } from "./Encoding.ts"
 
-/** `{"event":"T","data":D}` built from the raw `d` text, so the event is never re-serialised. */
-export const jsonLine = (e: DispatchEvent): string => `{"event":"${e.t}","data":${e.data}}\n`
+const LINE_START = Buffer.from(`{"event":"`)
+const LINE_DATA = Buffer.from(`","data":`)
+const LINE_END = Buffer.from(`}\n`)
+const FRAMING_BYTES = LINE_START.length + LINE_DATA.length + LINE_END.length
+
+/** Each event name's bytes, made once (a bounded handful of names). */
+const NAMES_KEPT = 512
+const nameBytes = new Map<string, Buffer>()
+const bytesOf = (t: string): Buffer => {
+  let bytes = nameBytes.get(t)
+  if (bytes === undefined) {
+    bytes = Buffer.from(t, "utf8")
+    if (nameBytes.size < NAMES_KEPT) nameBytes.set(t, bytes)
+  }
+  return bytes
+}
+
+/** Copies a few bytes: a loop beats a native call at this size. */
+const put = (out: Buffer, at: number, bytes: Buffer): number => {
+  for (let i = 0; i < bytes.length; i++) out[at + i] = bytes[i]!
+  return at + bytes.length
+}
+
+/**
+ * The batch as `{"event":"T","data":D}` lines, in one buffer: `d`'s bytes are copied as Discord
+ * sent them, never decoded to text and encoded back.
+ */
+export const jsonLines = (batch: ReadonlyArray<DispatchEvent>): Buffer => {
+  let size = 0
+  for (const e of batch) size += FRAMING_BYTES + bytesOf(e.t).length + e.data.length
+  const out = Buffer.allocUnsafe(size)
+  let at = 0
+  for (const e of batch) {
+    at = put(out, at, LINE_START)
+    at = put(out, at, bytesOf(e.t))
+    at = put(out, at, LINE_DATA)
+    out.set(e.data, at)
+    at = put(out, at + e.data.length, LINE_END)
+  }
+  return out
+}
 
 type Write = (chunk: string | Uint8Array) => Effect.Effect<void, { readonly message: string }>
 
@@ -54,9 +93,7 @@ export const makeStdoutBroker = (stdio: Stdio.Stdio, encoding: PayloadEncoding) 
         // Length-free concatenation is a valid MessagePack stream: decoders read object after object.
         return write(Buffer.concat(batch.map((e) => encodeEvent(encoding, e))))
       }
-      let text = ""
-      for (const e of batch) text += jsonLine(e)
-      return write(text)
+      return write(jsonLines(batch))
     }
   })
 }

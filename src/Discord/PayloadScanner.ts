@@ -1,13 +1,14 @@
-// Reads a gateway payload's envelope (op, t, s, and where d lies) without building the payload.
-// The hot path only needs these to route an event and forwards `d` as the text it came in, so a
-// JSON.parse of every event (and a JSON.stringify to publish it) is work nobody uses.
-// Anything unexpected returns undefined and the caller falls back to JSON.parse.
+// Reads a gateway payload's envelope (op, t, s, and where d lies) from its bytes, without decoding
+// the payload. The hot path only needs these to route an event and forwards `d` as the bytes it
+// came in, so decoding every event to text, a JSON.parse (and a JSON.stringify or an encode back
+// to bytes to publish it) is work nobody uses. Anything unexpected returns undefined and the
+// caller falls back to JSON.parse.
 
 export interface Envelope {
   op: number
   t: string | null
   s: number | null
-  /** Offsets of the `d` value in the text: text.slice(dStart, dEnd). -1 when d is absent. */
+  /** Byte offsets of the `d` value in the payload: bytes.subarray(dStart, dEnd). -1 when d is absent. */
   dStart: number
   dEnd: number
   /**
@@ -35,40 +36,46 @@ const OPEN_BRACKET = 0x5b
 const CLOSE_BRACKET = 0x5d
 const COMMA = 0x2c
 const COLON = 0x3a
+const ZERO = 0x30
+const NINE = 0x39
+const LETTER_D = 0x64
+const LETTER_O = 0x6f
+const LETTER_P = 0x70
+const LETTER_S = 0x73
+const LETTER_T = 0x74
 
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
 
-const skipSpace = (text: string, i: number): number => {
-  while (i < text.length && isSpace(text.charCodeAt(i))) i++
+const skipSpace = (b: Uint8Array, i: number): number => {
+  while (i < b.length && isSpace(b[i]!)) i++
   return i
 }
 
-/** Index just past the closing quote of the string starting at `i` (text[i] === '"'), or -1. */
-const skipString = (text: string, i: number): number => {
+/** Index just past the closing quote of the string starting at `i` (b[i] === '"'), or -1. */
+const skipString = (b: Uint8Array, i: number): number => {
+  const n = b.length
   let j = i + 1
-  for (;;) {
-    const q = text.indexOf('"', j)
-    if (q === -1) return -1
-    // An odd run of backslashes before the quote escapes it.
-    let k = q - 1
-    while (text.charCodeAt(k) === BACKSLASH) k--
-    if ((q - 1 - k) % 2 === 0) return q + 1
-    j = q + 1
+  while (j < n) {
+    const c = b[j]!
+    if (c === QUOTE) return j + 1
+    // An escape covers the next byte, whatever it is (\\ and \" included).
+    j += c === BACKSLASH ? 2 : 1
   }
+  return -1
 }
 
 /** Index just past the value starting at `i`, or -1 when it is malformed. */
-const skipValue = (text: string, i: number): number => {
-  const c = text.charCodeAt(i)
-  if (c === QUOTE) return skipString(text, i)
+const skipValue = (b: Uint8Array, i: number): number => {
+  const c = b[i]
+  if (c === QUOTE) return skipString(b, i)
+  const n = b.length
   if (c === OPEN_BRACE || c === OPEN_BRACKET) {
     let depth = 0
     let j = i
-    const n = text.length
     while (j < n) {
-      const ch = text.charCodeAt(j)
+      const ch = b[j]!
       if (ch === QUOTE) {
-        j = skipString(text, j)
+        j = skipString(b, j)
         if (j === -1) return -1
         continue
       }
@@ -83,19 +90,70 @@ const skipValue = (text: string, i: number): number => {
   }
   // number, true, false, null: up to the next delimiter
   let j = i
-  while (j < text.length) {
-    const ch = text.charCodeAt(j)
+  while (j < n) {
+    const ch = b[j]!
     if (ch === COMMA || ch === CLOSE_BRACE || ch === CLOSE_BRACKET || isSpace(ch)) break
     j++
   }
   return j === i ? -1 : j
 }
 
-const readNumberOrNull = (text: string, start: number, end: number): number | null | undefined => {
-  const raw = text.slice(start, end)
-  if (raw === "null") return null
-  const n = Number(raw)
-  return Number.isInteger(n) ? n : undefined
+const isNull = (b: Uint8Array, start: number, end: number): boolean =>
+  end - start === 4 && b[start] === 0x6e && b[start + 1] === 0x75 && b[start + 2] === 0x6c && b[start + 3] === 0x6c
+
+/** What JSON.parse makes of the number at start..end: digits read directly, anything else by Number(). */
+const readNumber = (b: Buffer, start: number, end: number): number => {
+  // Up to 15 digits stay exact in a double; longer or fancier numbers (1e3, 2.0, -1) take the slow road.
+  if (end - start <= 15) {
+    let n = 0
+    let i = start
+    for (; i < end; i++) {
+      const c = b[i]!
+      if (c < ZERO || c > NINE) break
+      n = n * 10 + (c - ZERO)
+    }
+    if (i === end) return n
+  }
+  return Number(latin1(b, start, end))
+}
+
+const latin1 = (b: Buffer, start: number, end: number): string => b.toString("latin1", start, end)
+const utf8 = (b: Buffer, start: number, end: number): string => b.toString("utf8", start, end)
+
+/**
+ * Event names, kept once each: the same few dozen names arrive millions of times, and a string
+ * made once keeps its hash for the Set and Map lookups every event goes through. Bounded, so a
+ * peer sending endless made-up names cannot grow it.
+ */
+const NAMES_KEPT = 512
+const names = new Map<number, string>()
+
+/** The event name at start..end (its bytes, quotes excluded), or undefined when it holds an escape. */
+const eventName = (b: Buffer, start: number, end: number): string | undefined => {
+  // FNV-1a over the bytes, then a check that the kept name has those very bytes.
+  let hash = 0x811c9dc5
+  let ascii = true
+  for (let i = start; i < end; i++) {
+    const c = b[i]!
+    if (c === BACKSLASH) return undefined
+    if (c >= 0x80) ascii = false
+    hash = Math.imul(hash ^ c, 0x01000193)
+  }
+  const key = (hash >>> 0) * 64 + Math.min(end - start, 63)
+  const kept = names.get(key)
+  if (kept !== undefined && kept.length === end - start) {
+    let same = true
+    for (let i = 0; i < kept.length; i++) {
+      if (kept.charCodeAt(i) !== b[start + i]) {
+        same = false
+        break
+      }
+    }
+    if (same) return kept
+  }
+  const name = ascii ? latin1(b, start, end) : utf8(b, start, end)
+  if (ascii && names.size < NAMES_KEPT) names.set(key, name)
+  return name
 }
 
 /**
@@ -104,34 +162,50 @@ const readNumberOrNull = (text: string, start: number, end: number): number | nu
  * which is most of the scanning cost. The closing characters are checked; `verifyTail` decides
  * whether to walk it anyway (the caller samples, so a change of format is noticed).
  */
-const lastNonSpace = (text: string, end: number): number => {
+const lastNonSpace = (b: Uint8Array, end: number): number => {
   let i = end - 1
-  while (i >= 0 && isSpace(text.charCodeAt(i))) i--
+  while (i >= 0 && isSpace(b[i]!)) i--
   return i
 }
 
-export const scanEnvelope = (text: string, verifyTail = true): Envelope | undefined => {
-  let i = skipSpace(text, 0)
-  if (text.charCodeAt(i) !== OPEN_BRACE) return undefined
+/** Which envelope key the key string at i..keyEnd (quotes included) is. */
+const Key = { Other: 0, Op: 1, T: 2, S: 3, D: 4 } as const
+type Key = (typeof Key)[keyof typeof Key]
+
+const keyAt = (b: Uint8Array, i: number, keyEnd: number): Key => {
+  const length = keyEnd - i - 2
+  const first = b[i + 1]
+  if (length === 1) return first === LETTER_T ? Key.T : first === LETTER_S ? Key.S : first === LETTER_D ? Key.D : Key.Other
+  return length === 2 && first === LETTER_O && b[i + 2] === LETTER_P ? Key.Op : Key.Other
+}
+
+/**
+ * Reads the envelope of one payload (its UTF-8 bytes, as inflated) without decoding the rest.
+ * Offsets are byte offsets into `bytes`.
+ */
+export const scanEnvelope = (bytes: Buffer, verifyTail = true): Envelope | undefined => {
+  const b = bytes
+  let i = skipSpace(b, 0)
+  if (b[i] !== OPEN_BRACE) return undefined
   const env: Envelope = { op: -1, t: null, s: null, dStart: -1, dEnd: -1, undecodable: undefined }
-  i = skipSpace(text, i + 1)
-  if (text.charCodeAt(i) === CLOSE_BRACE) return undefined
+  i = skipSpace(b, i + 1)
+  if (b[i] === CLOSE_BRACE) return undefined
   for (;;) {
-    if (text.charCodeAt(i) !== QUOTE) return undefined
-    const keyEnd = skipString(text, i)
+    if (b[i] !== QUOTE) return undefined
+    const keyEnd = skipString(b, i)
     if (keyEnd === -1) return undefined
-    const key = text.slice(i + 1, keyEnd - 1)
-    i = skipSpace(text, keyEnd)
-    if (text.charCodeAt(i) !== COLON) return undefined
-    i = skipSpace(text, i + 1)
-    if (!verifyTail && key === "d" && env.op >= 0 && env.t !== null && env.s !== null) {
+    const key = keyAt(b, i, keyEnd)
+    i = skipSpace(b, keyEnd)
+    if (b[i] !== COLON) return undefined
+    i = skipSpace(b, i + 1)
+    if (!verifyTail && key === Key.D && env.op >= 0 && env.t !== null && env.s !== null) {
       // d last: its value ends where the payload's final brace begins.
-      const close = lastNonSpace(text, text.length)
-      const dEnd = lastNonSpace(text, close) + 1
-      const first = text.charCodeAt(i)
-      const last = text.charCodeAt(dEnd - 1)
+      const close = lastNonSpace(b, b.length)
+      const dEnd = lastNonSpace(b, close) + 1
+      const first = b[i]
+      const last = b[dEnd - 1]
       if (
-        text.charCodeAt(close) === CLOSE_BRACE &&
+        b[close] === CLOSE_BRACE &&
         ((first === OPEN_BRACE && last === CLOSE_BRACE) || (first === OPEN_BRACKET && last === CLOSE_BRACKET))
       ) {
         env.dStart = i
@@ -139,43 +213,43 @@ export const scanEnvelope = (text: string, verifyTail = true): Envelope | undefi
         return env
       }
     }
-    const valueEnd = skipValue(text, i)
+    const valueEnd = skipValue(b, i)
     if (valueEnd === -1) return undefined
     switch (key) {
-      case "op": {
-        const op = readNumberOrNull(text, i, valueEnd)
-        if (typeof op !== "number") return undefined
+      case Key.Op: {
+        if (isNull(b, i, valueEnd)) return undefined
+        const op = readNumber(b, i, valueEnd)
+        if (!Number.isInteger(op)) return undefined
         env.op = op
         break
       }
-      case "s": {
-        const raw = text.slice(i, valueEnd)
-        if (raw === "null") break
+      case Key.S: {
+        if (isNull(b, i, valueEnd)) break
         // JSON text of a number: what JSON.parse would make of it, judged the same way.
-        const s = text.charCodeAt(i) === QUOTE ? text.slice(i + 1, valueEnd - 1) : Number(raw)
-        const problem = sequenceProblem(Number.isNaN(s) ? raw : s)
+        const s = b[i] === QUOTE ? utf8(b, i + 1, valueEnd - 1) : readNumber(b, i, valueEnd)
+        const problem = sequenceProblem(Number.isNaN(s) ? utf8(b, i, valueEnd) : s)
         if (problem === undefined) env.s = s as number
         else env.undecodable = problem
         break
       }
-      case "t": {
-        if (text.charCodeAt(i) === QUOTE) {
-          const name = text.slice(i + 1, valueEnd - 1)
+      case Key.T: {
+        if (b[i] === QUOTE) {
           // Event names are plain upper-case words; an escape would need a real parse.
-          if (name.includes("\\")) return undefined
+          const name = eventName(b, i + 1, valueEnd - 1)
+          if (name === undefined) return undefined
           env.t = name
-        } else if (text.slice(i, valueEnd) !== "null") return undefined
+        } else if (!isNull(b, i, valueEnd)) return undefined
         break
       }
-      case "d":
+      case Key.D:
         env.dStart = i
         env.dEnd = valueEnd
         break
     }
-    i = skipSpace(text, valueEnd)
-    const c = text.charCodeAt(i)
+    i = skipSpace(b, valueEnd)
+    const c = b[i]
     if (c === COMMA) {
-      i = skipSpace(text, i + 1)
+      i = skipSpace(b, i + 1)
       continue
     }
     if (c === CLOSE_BRACE) break
@@ -199,11 +273,11 @@ const VERIFY_FIRST = 1_024
 export const makeEnvelopeReader = (onMismatch: () => void) => {
   let count = 0
   let quick = true
-  return (text: string): Envelope | undefined => {
-    if (!quick) return scanEnvelope(text, true)
-    if (++count > VERIFY_FIRST && count % SAMPLE_EVERY !== 0) return scanEnvelope(text, false)
-    const full = scanEnvelope(text, true)
-    const fast = scanEnvelope(text, false)
+  return (bytes: Buffer): Envelope | undefined => {
+    if (!quick) return scanEnvelope(bytes, true)
+    if (++count > VERIFY_FIRST && count % SAMPLE_EVERY !== 0) return scanEnvelope(bytes, false)
+    const full = scanEnvelope(bytes, true)
+    const fast = scanEnvelope(bytes, false)
     if (full !== undefined && fast !== undefined && (full.dStart !== fast.dStart || full.dEnd !== fast.dEnd)) {
       quick = false
       onMismatch()

@@ -65,6 +65,8 @@ export const gatewayUrl = (base: string, config: GatewayConfig): string => {
 export const commandReserve = (heartbeatIntervalMs: number) => Math.max(5, Math.ceil(60_000 / heartbeatIntervalMs) + 3)
 
 /** Protocol oddities a shard survives: counted by kind. */
+const EMPTY = Buffer.alloc(0)
+
 const protocolWarnings = Metric.counter("gateway_protocol_warnings_total", {
   description: "Survivable protocol anomalies (clamped heartbeat intervals, sequence numbers going backwards or skipping)",
   incremental: true
@@ -192,8 +194,8 @@ export const ShardSessionLive = Layer.effect(
         let paused = false
         let beatSentAt = 0
         let established = false
-        // The dispatch being stepped: its d is sliced only if the machine forwards it.
-        let dText = ""
+        // The dispatch being stepped: its d is copied out only if the machine forwards it.
+        let dBytes: Buffer = EMPTY
         let dStart = 0
         let dEnd = 0
 
@@ -216,7 +218,11 @@ export const ShardSessionLive = Layer.effect(
         const forward = (t: string, seq: number) => {
           const cursor = sh.cursor!
           cursor.forwarded(seq)
-          const event: DispatchEvent = { shard, t, seq, data: dText.slice(dStart, dEnd), receipt: cursor, epoch: sh.lease.epoch }
+          // A copy (small ones share Node's buffer pool): the payload's bytes may be the inflater's
+          // shared buffer, which the next payload overwrites.
+          const data = Buffer.allocUnsafe(dEnd - dStart)
+          dBytes.copy(data, 0, dStart, dEnd)
+          const event: DispatchEvent = { shard, t, seq, data, receipt: cursor, epoch: sh.lease.epoch }
           if (sh.overflow.length === 0 && outbox.offer(event)) return
           sh.overflow.push(event)
           if (paused) return
@@ -273,10 +279,10 @@ export const ShardSessionLive = Layer.effect(
         }
 
         // The slow path: control payloads, READY, and anything the scanner declined.
-        const handleParsed = (text: string) => {
+        const handleParsed = (bytes: Buffer) => {
           let payload: { op?: unknown; d?: unknown; s?: unknown; t?: unknown }
           try {
-            payload = JSON.parse(text)
+            payload = JSON.parse(bytes.toString("utf8"))
           } catch {
             return apply({ _tag: "Undecodable", layer: "payload", detail: "Discord sent a payload that is not JSON" })
           }
@@ -298,9 +304,9 @@ export const ShardSessionLive = Layer.effect(
               if (problem !== undefined) return apply({ _tag: "Undecodable", layer: "payload", detail: `Discord sent ${payload.t} with a bad sequence number: ${problem}` })
               if (typeof payload.s !== "number") return
               received.add(payload.t)
-              dText = JSON.stringify(payload.d ?? null)
+              dBytes = Buffer.from(JSON.stringify(payload.d ?? null))
               dStart = 0
-              dEnd = dText.length
+              dEnd = dBytes.length
               if (payload.t === "READY") {
                 return apply({ _tag: "Ready", sessionId: d?.session_id, resumeUrl: d?.resume_gateway_url, seq: payload.s })
               }
@@ -312,19 +318,19 @@ export const ShardSessionLive = Layer.effect(
         }
 
         // The hot path: most payloads are dispatches forwarded or skipped without a parse.
-        const readPayload = (text: string) => {
+        const readPayload = (bytes: Buffer) => {
           // Stopped for shutdown or a handoff: what is not read now is replayed by the next RESUME.
           if (!reading || !sh.reading) return
           heard = true
-          const env = readEnvelope(text)
+          const env = readEnvelope(bytes)
           if (env !== undefined && env.undecodable !== undefined) {
             return apply({ _tag: "Undecodable", layer: "payload", detail: `Discord sent a payload with a bad sequence number: ${env.undecodable}` })
           }
           if (env === undefined || env.op !== Op.Dispatch || env.t === null || env.s === null || env.dStart < 0 || env.t === "READY") {
-            return handleParsed(text)
+            return handleParsed(bytes)
           }
           received.add(env.t)
-          dText = text
+          dBytes = bytes
           dStart = env.dStart
           dEnd = env.dEnd
           apply({ _tag: "Dispatch", t: env.t, seq: env.s })

@@ -56,7 +56,7 @@ const HEAD_BYTES = 512
 
 const dropped = (bytes: number, limit: number, head: Buffer): DroppedPayload => ({ bytes, limit, ...peekEnvelope(head.toString("utf8")) })
 
-/** Decodes one connection's frames into complete payload texts. */
+/** Decompresses one connection's frames into complete payloads (their UTF-8 bytes). */
 export interface Inflater {
   /**
    * Feed one websocket frame. `onPayload` is called with each complete payload, synchronously
@@ -71,7 +71,11 @@ export interface Inflater {
 }
 
 export interface InflaterCallbacks {
-  readonly onPayload: (text: string) => void
+  /**
+   * One complete payload's bytes. On the synchronous path they are a view of a buffer shared by
+   * every connection and overwritten by the next payload: copy what must outlive the call.
+   */
+  readonly onPayload: (bytes: Buffer) => void
   readonly onError: (error: InflateError) => void
   /**
    * A payload over limits.maxPayloadBytes was discarded; the stream goes on. Called in the
@@ -105,7 +109,7 @@ export const makeInflater = (
       return {
         synchronous: true,
         push: (frame) => {
-          if (frame.length <= limits.maxPayloadBytes) return callbacks.onPayload(frame.toString("utf8"))
+          if (frame.length <= limits.maxPayloadBytes) return callbacks.onPayload(frame)
           callbacks.onOversized?.(dropped(frame.length, limits.maxPayloadBytes, frame.subarray(0, HEAD_BYTES)))
         },
         close: () => {}
@@ -190,9 +194,9 @@ const framed = (
       failure = new Error(message)
       original?.call(this, message, errno, code)
     }
-    const inflateSync = (input: Buffer): string | DroppedPayload => {
+    const inflateSync = (input: Buffer): Buffer | DroppedPayload => {
       // Output goes to one scratch buffer shared by every connection (decoding is synchronous
-      // and the text is taken out before the next call), so an idle shard holds no buffer.
+      // and the payload is read before the next call), so an idle shard holds no buffer.
       let parts: Array<Buffer> | undefined
       let total = 0
       /** Set once the payload is over the cap: only its first bytes are kept from then on. */
@@ -213,9 +217,9 @@ const framed = (
         }
         if (outLeft !== 0) {
           if (head !== undefined) return dropped(total, limits.maxPayloadBytes, head)
-          if (parts === undefined) return scratch.toString("utf8", 0, produced)
+          if (parts === undefined) return scratch.subarray(0, produced)
           parts.push(Buffer.from(scratch.subarray(0, produced)))
-          return Buffer.concat(parts).toString("utf8")
+          return Buffer.concat(parts)
         }
         // The scratch buffer filled up: keep a copy (unless discarding) and go on with the rest.
         if (head === undefined) (parts ??= []).push(Buffer.from(scratch))
@@ -231,15 +235,15 @@ const framed = (
         const input = take(frame)
         if (input === undefined) return
         if (failure) throw new InflateError(`corrupt compressed data: ${failure.message}`)
-        let text: string | DroppedPayload
+        let payload: Buffer | DroppedPayload
         try {
-          text = inflateSync(input)
+          payload = inflateSync(input)
         } catch (e) {
           throw e instanceof InflateError ? e : new InflateError(`corrupt compressed data: ${String(e)}`)
         }
-        if (typeof text !== "string") callbacks.onOversized?.(text)
+        if (!Buffer.isBuffer(payload)) callbacks.onOversized?.(payload)
         // zstd may hold a payload back until its next block; an empty result just waits.
-        else if (text.length > 0) callbacks.onPayload(text)
+        else if (payload.length > 0) callbacks.onPayload(payload)
       }
     }
   }
@@ -287,7 +291,7 @@ const framed = (
         if (output.length === 0) return
         const bytes = output.length === 1 ? output[0]! : Buffer.concat(output)
         output.length = 0
-        callbacks.onPayload(bytes.toString("utf8"))
+        callbacks.onPayload(bytes)
       })
     }
   }

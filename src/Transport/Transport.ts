@@ -11,8 +11,11 @@ export type { Connection } from "./Connection.ts"
 export { ConnectError } from "./Connection.ts"
 
 export interface TransportHandlers {
-  /** One complete, decompressed payload (JSON text). Called synchronously; must not throw. */
-  readonly onPayload: (text: string) => void
+  /**
+   * One complete, decompressed payload (its JSON bytes). Called synchronously; must not throw.
+   * The bytes may be overwritten once it returns (Inflater.ts): copy what is kept.
+   */
+  readonly onPayload: (bytes: Buffer) => void
   /** A payload over limits.payload_size, discarded as it was inflated; the stream goes on. */
   readonly onDropped: (payload: DroppedPayload) => void
   /**

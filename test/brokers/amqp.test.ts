@@ -85,7 +85,7 @@ describe.skipIf(!available)("AmqpBroker", () => {
             assert.strictEqual(m.properties.type, event)
             assert.strictEqual(m.properties.headers?.["shard"], sent.shard)
             const d = encoding === "json" ? JSON.parse(m.content.toString("utf8")) : decode(m.content)
-            assert.deepStrictEqual(d, JSON.parse(sent.data))
+            assert.deepStrictEqual(d, JSON.parse(sent.data.toString()))
           }
         }
       }))

@@ -21,7 +21,7 @@ const makeEvents = (count: number) => {
   const acked = new Map<number, Array<number>>([[0, []], [1, []]])
   const events: Array<DispatchEvent> = Array.from({ length: count }, (_, i) => {
     const shard = i % 2
-    return { shard, t: "MESSAGE_CREATE", seq: i + 1, data: `{"n":${i}}`, receipt: { accepted: (seq) => void acked.get(shard)!.push(seq), current: () => true }, epoch: 0 }
+    return { shard, t: "MESSAGE_CREATE", seq: i + 1, data: Buffer.from(`{"n":${i}}`), receipt: { accepted: (seq) => void acked.get(shard)!.push(seq), current: () => true }, epoch: 0 }
   })
   return { events, acked }
 }
@@ -176,7 +176,7 @@ describe("event path", () => {
       const events: Array<DispatchEvent> = Array.from({ length: 1_200 }, (_, i) => {
         const shard = i % 3 === 0 ? 1 : 0
         const current = shard === 1 ? () => shard1Held : () => true
-        return { shard, t: "MESSAGE_CREATE", seq: i + 1, data: "{}", epoch: 7, receipt: { accepted: (seq) => void acked.push(`${shard}:${seq}`), current } }
+        return { shard, t: "MESSAGE_CREATE", seq: i + 1, data: Buffer.from("{}"), epoch: 7, receipt: { accepted: (seq) => void acked.push(`${shard}:${seq}`), current } }
       })
       // The first attempt fails (a broker outage); shard 1's lease lapses before the retry.
       const scripted = scriptedBroker((attempt) =>
@@ -206,7 +206,7 @@ describe("event path", () => {
     Effect.gen(function*() {
       const acked: Array<number> = []
       const events: Array<DispatchEvent> = Array.from({ length: 5 }, (_, i) => (
-        { shard: 2, t: "TYPING_START", seq: i + 1, data: "{}", epoch: 3, receipt: { accepted: (seq) => void acked.push(seq), current: () => false } }
+        { shard: 2, t: "TYPING_START", seq: i + 1, data: Buffer.from("{}"), epoch: 3, receipt: { accepted: (seq) => void acked.push(seq), current: () => false } }
       ))
       const scripted = scriptedBroker(() => Effect.fail(new BrokerError({ broker: "scripted", reason: "down" })))
       const { outbox, readiness, layer } = yield* environment(scripted.broker, 100)

@@ -15,7 +15,7 @@ const event = (t: string, shard: number, seq: number, epoch: number): DispatchEv
   shard,
   seq,
   epoch,
-  data: JSON.stringify({ seq }),
+  data: Buffer.from(JSON.stringify({ seq })),
   receipt: { accepted: () => {}, current: () => true }
 })
 

@@ -34,7 +34,7 @@ export const leasedEvent = (t: string, shard: number, seq: number, epoch: number
   shard,
   seq,
   epoch,
-  data: JSON.stringify({ shard, seq }),
+  data: Buffer.from(JSON.stringify({ shard, seq })),
   receipt: { accepted: (s) => void acked?.push(`${shard}:${s}`), current: () => true }
 })
 

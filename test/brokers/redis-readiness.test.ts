@@ -25,7 +25,7 @@ const events = (name: string, from: number, count: number): Array<DispatchEvent>
     shard: 0,
     t: name,
     seq: from + i,
-    data: `{"n":${from + i}}`,
+    data: Buffer.from(`{"n":${from + i}}`),
     receipt: { accepted: () => {}, current: () => true },
     epoch: 0
   }))

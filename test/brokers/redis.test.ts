@@ -46,7 +46,7 @@ const decodeData = (encoding: PayloadEncoding, data: Buffer): unknown =>
 
 /** What the consumer must see for `name`: the events of that name, in publish order. */
 const expected = (batch: ReadonlyArray<DispatchEvent>, name: string) =>
-  batch.filter((e) => e.t === name).map((e) => ({ shard: e.shard, seq: e.seq, d: JSON.parse(e.data) as unknown }))
+  batch.filter((e) => e.t === name).map((e) => ({ shard: e.shard, seq: e.seq, d: JSON.parse(e.data.toString()) as unknown }))
 
 const client = (url = REDIS_URL) => makeRedisClient([Redacted.make(url)])
 
@@ -117,7 +117,7 @@ describe.skipIf(!available)("RedisBroker", () => {
         yield* broker.publish(fakeBatch([name], 3))
       }).pipe(Effect.provide(layer))
       const entries = yield* readStream(redis, name)
-      assert.deepStrictEqual(entries.map((e) => decode(e.data)), fakeBatch([name], 3).map((e) => JSON.parse(e.data)))
+      assert.deepStrictEqual(entries.map((e) => decode(e.data)), fakeBatch([name], 3).map((e) => JSON.parse(e.data.toString())))
     }))
 
   it.live("fails to start with an actionable error, without the password, when Redis is unreachable", () =>

@@ -30,9 +30,9 @@ describe("stdout broker", () => {
     const batch = fakeBatch(["MESSAGE_CREATE", "GUILD_CREATE"], 3)
     await withBroker("json", stdio, (broker) => broker.publish(batch))
     expect(chunks).toHaveLength(1)
-    const lines = (chunks[0] as string).split("\n")
+    const lines = Buffer.from(chunks[0]!).toString().split("\n")
     expect(lines.pop()).toBe("")
-    expect(lines.map((l) => JSON.parse(l))).toEqual(batch.map((e) => ({ event: e.t, data: JSON.parse(e.data) })))
+    expect(lines.map((l) => JSON.parse(l))).toEqual(batch.map((e) => ({ event: e.t, data: JSON.parse(e.data.toString()) })))
   })
 
   it("writes a MessagePack stream that decodes object after object", async () => {
@@ -40,7 +40,7 @@ describe("stdout broker", () => {
     const batch = fakeBatch(["READY"], 2)
     await withBroker("msgpack", stdio, (broker) => broker.publish(batch))
     const objects = [...decodeMulti(chunks[0] as Uint8Array)]
-    expect(objects).toEqual(batch.map((e) => ({ event: e.t, data: JSON.parse(e.data) })))
+    expect(objects).toEqual(batch.map((e) => ({ event: e.t, data: JSON.parse(e.data.toString()) })))
   })
 
   it("a failing output fails the publish with the reason and marks the broker disconnected", async () => {

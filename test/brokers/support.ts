@@ -51,7 +51,7 @@ export const fakeEvent = (t: string, shard: number, seq: number, d: unknown): Di
   t,
   shard,
   seq,
-  data: JSON.stringify(d),
+  data: Buffer.from(JSON.stringify(d)),
   receipt: { accepted: () => {}, current: () => true },
     epoch: 0
 })

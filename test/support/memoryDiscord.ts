@@ -49,9 +49,9 @@ export class MemoryPeer {
     const text = typeof payload === "string" ? payload : JSON.stringify(payload)
     if (this.paused && this.#readAheadLeft > 0) {
       this.#readAheadLeft--
-      this.handlers.onPayload(text)
+      this.handlers.onPayload(Buffer.from(text))
     } else if (this.paused) this.unread.push(text)
-    else this.handlers.onPayload(text)
+    else this.handlers.onPayload(Buffer.from(text))
   }
 
   pause(): void {
@@ -61,7 +61,7 @@ export class MemoryPeer {
 
   /** The client reads again: what waited is read now, in order. */
   flush(): void {
-    while (!this.paused && this.open && this.unread.length > 0) this.handlers.onPayload(this.unread.shift()!)
+    while (!this.paused && this.open && this.unread.length > 0) this.handlers.onPayload(Buffer.from(this.unread.shift()!))
   }
 
   /** The server closes the websocket with `code`. */

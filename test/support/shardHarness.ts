@@ -132,7 +132,7 @@ export const makeHarness = (options: HarnessOptions = {}) =>
       })
     const events = (t = "MESSAGE_CREATE") => delivered.filter((e) => e.t === t)
     const markers = (shard?: number) =>
-      delivered.filter((e) => e.t === "MESSAGE_CREATE" && (shard === undefined || e.shard === shard)).map((e) => (JSON.parse(e.data) as { m: string }).m)
+      delivered.filter((e) => e.t === "MESSAGE_CREATE" && (shard === undefined || e.shard === shard)).map((e) => (JSON.parse(e.data.toString()) as { m: string }).m)
 
     return { logs, discord, store, session, outbox, commands, status, delivered, events, markers, fibers, until, advance, drain, config }
   })

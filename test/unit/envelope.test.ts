@@ -1,10 +1,19 @@
 import { describe, expect, it } from "vitest"
-import { isSequence, makeEnvelopeReader, scanEnvelope, sequenceProblem } from "../../src/Discord/PayloadScanner.ts"
+import { type Envelope, isSequence, makeEnvelopeReader, scanEnvelope as scanBytes, sequenceProblem } from "../../src/Discord/PayloadScanner.ts"
+
+// The scanner reads a payload's bytes, as inflated; these tests write payloads as text.
+const scanEnvelope = (text: string, verifyTail?: boolean) => scanBytes(Buffer.from(text), verifyTail)
+const readerOf = (onMismatch: () => void) => {
+  const read = makeEnvelopeReader(onMismatch)
+  return (text: string) => read(Buffer.from(text))
+}
+/** d as text, from the byte offsets the scanner gives. */
+const sliceD = (text: string, env: Envelope) => Buffer.from(text).subarray(env.dStart, env.dEnd).toString()
 
 const dOf = (text: string) => {
   const env = scanEnvelope(text)
   if (!env || env.dStart < 0) throw new Error("no d")
-  return text.slice(env.dStart, env.dEnd)
+  return sliceD(text, env)
 }
 
 describe("scanEnvelope", () => {
@@ -49,17 +58,17 @@ describe("the quick read (d last)", () => {
     const quick = scanEnvelope(text, false)!
     const full = scanEnvelope(text, true)!
     expect(quick).toEqual(full)
-    expect(JSON.parse(text.slice(quick.dStart, quick.dEnd))).toEqual(d)
+    expect(JSON.parse(sliceD(text, quick))).toEqual(d)
   })
 
   it("walks d when the tail does not close it (a key after d)", () => {
     const text = `{"t":"X","s":1,"op":0,"d":{"a":1},"x":[1]}`
-    expect(text.slice(scanEnvelope(text, false)!.dStart, scanEnvelope(text, false)!.dEnd)).toBe(`{"a":1}`)
+    expect(sliceD(text, scanEnvelope(text, false)!)).toBe(`{"a":1}`)
   })
 
   it("a reader that samples notices a changed format and walks every payload from then on", () => {
     let mismatches = 0
-    const read = makeEnvelopeReader(() => mismatches++)
+    const read = readerOf(() => mismatches++)
     // A key after d whose value also ends in "}" fools the quick read; the sample catches it.
     const tricky = `{"t":"X","s":1,"op":0,"d":{"a":1},"x":{"b":2}}`
     const good = `{"t":"X","s":1,"op":0,"d":{"a":1}}`
@@ -68,14 +77,14 @@ describe("the quick read (d last)", () => {
     const results = Array.from({ length: 200 }, () => read(tricky)!)
     expect(mismatches).toBe(1)
     const after = results.slice(64)
-    for (const env of after) expect(tricky.slice(env.dStart, env.dEnd)).toBe(`{"a":1}`)
+    for (const env of after) expect(sliceD(tricky, env)).toBe(`{"a":1}`)
 
     // From the start of a run, every payload is checked.
     let early = 0
-    const fresh = makeEnvelopeReader(() => early++)
+    const fresh = readerOf(() => early++)
     const first = fresh(tricky)!
     expect(early).toBe(1)
-    expect(tricky.slice(first.dStart, first.dEnd)).toBe(`{"a":1}`)
+    expect(sliceD(tricky, first)).toBe(`{"a":1}`)
   })
 })
 
@@ -116,11 +125,25 @@ describe("the sequence number s", () => {
   })
 
   it("a reader that samples passes the verdict on, quick path or not", () => {
-    const read = makeEnvelopeReader(() => {
+    const read = readerOf(() => {
       throw new Error("no mismatch expected")
     })
     for (let n = 0; n < 1_100; n++) read(dispatch(String(n + 1)))
     expect(read(dispatch("1e300"))!.undecodable).toMatch(/got 1e\+300/)
     expect(read(dispatch("1101"))).toMatchObject({ s: 1101, undecodable: undefined })
+  })
+})
+
+describe("event names", () => {
+  it("are read from the bytes, the same string each time, non-ASCII names included", () => {
+    const payload = (t: string, s: number) => `{"t":"${t}","s":${s},"op":0,"d":{}}`
+    const first = scanEnvelope(payload("MESSAGE_CREATE", 1))!.t
+    const again = scanEnvelope(payload("MESSAGE_CREATE", 2))!.t
+    expect(first).toBe("MESSAGE_CREATE")
+    expect(again).toBe(first)
+    // Names of the same length and different letters are told apart.
+    expect(scanEnvelope(payload("MESSAGE_DELETE", 3))!.t).toBe("MESSAGE_DELETE")
+    expect(scanEnvelope(payload("ÉVÉNEMENT", 4))!.t).toBe("ÉVÉNEMENT")
+    for (let i = 0; i < 2_000; i++) expect(scanEnvelope(payload(`MADE_UP_${i}`, i + 5))!.t).toBe(`MADE_UP_${i}`)
   })
 })

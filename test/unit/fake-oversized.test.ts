@@ -27,7 +27,7 @@ const connect = async (fake: FakeDiscord, kind: Kind, caps: { frame: number; pay
   const errors: Array<InflateError> = []
   let rssPeak = 0
   const inflater = makeInflater(kind, {
-    onPayload: (text) => payloads.push(JSON.parse(text)),
+    onPayload: (bytes) => payloads.push(JSON.parse(bytes.toString())),
     onError: (e) => errors.push(e),
     onOversized: (d) => oversized.push(d)
   }, false, { maxPayloadBytes: caps.payload, maxPendingBytes: caps.partial })

@@ -33,7 +33,7 @@ describe.each([
   it("decodes every payload in order, including one split over several frames", async () => {
     const frames = await compressAll(kind, messages)
     const out: Array<string> = []
-    const inflater = makeInflater(kind, { onPayload: (t) => out.push(t), onError: (e) => { throw e } }, forceAsync)
+    const inflater = makeInflater(kind, { onPayload: (bytes) => out.push(bytes.toString()), onError: (e) => { throw e } }, forceAsync)
     expect(inflater.synchronous).toBe(!forceAsync)
     for (const frame of frames) {
       if (kind === "zlib-stream" && frame.length > 1000) {
@@ -69,7 +69,7 @@ describe.each([
 describe("none", () => {
   it("passes text frames through", () => {
     const out: Array<string> = []
-    makeInflater("none", { onPayload: (t) => out.push(t), onError: () => {} }).push(Buffer.from(`{"op":11}`))
+    makeInflater("none", { onPayload: (bytes) => out.push(bytes.toString()), onError: () => {} }).push(Buffer.from(`{"op":11}`))
     expect(out).toEqual([`{"op":11}`])
   })
 })
@@ -78,7 +78,7 @@ describe("after close", () => {
   it.each(["zlib-stream", "zstd-stream"] as const)("%s ignores frames that arrive while the socket closes", async (kind) => {
     const [frame] = await compressAll(kind, [`{"op":11}`])
     const out: Array<string> = []
-    const inflater = makeInflater(kind, { onPayload: (t) => out.push(t), onError: () => {} })
+    const inflater = makeInflater(kind, { onPayload: (bytes) => out.push(bytes.toString()), onError: () => {} })
     inflater.close()
     expect(() => inflater.push(frame!)).not.toThrow()
     expect(out).toEqual([])
@@ -142,7 +142,7 @@ const collect = () => {
     payloads,
     oversized,
     errors,
-    callbacks: { onPayload: (t: string) => payloads.push(t), onError: (e: InflateError) => errors.push(e), onOversized: (d: DroppedPayload) => oversized.push(d) }
+    callbacks: { onPayload: (bytes: Buffer) => payloads.push(bytes.toString()), onError: (e: InflateError) => errors.push(e), onOversized: (d: DroppedPayload) => oversized.push(d) }
   }
 }
 
