@@ -6,6 +6,7 @@ import { Effect, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { Broker, brokerSink } from "./Broker/Broker.ts"
 import type { DispatchEvent } from "./Broker/DispatchEvent.ts"
+import { EventBytes } from "./Broker/EventBytes.ts"
 import { Outbox } from "./Broker/Outbox.ts"
 import { GatewayStats } from "./Metrics/GatewayStats.ts"
 import { Readiness } from "./Resilience/Readiness.ts"
@@ -68,14 +69,19 @@ export const runEventPath: Effect.Effect<void, never, Outbox | Broker | Readines
   const broker = yield* Broker
   const stats = yield* GatewayStats
   const readiness = yield* Readiness
+  const eventBytes = yield* EventBytes
   const outage = outageLog(`publishing to the ${broker.name} broker`)
   const logFenced = fenceLog(broker.name)
   let failing = false
+  // Whether an attempt at the chunk in hand failed: its events' bytes may still be held by the
+  // client. True to start with: a restarted path is first handed the chunk a dead one was publishing.
+  let attemptFailed = true
   const sink = brokerSink(broker, {
     failed: (error) =>
       Effect.suspend(() => {
         stats.publishFailed(broker.name)
         failing = true
+        attemptFailed = true
         readiness.report("broker", `publishes are failing: ${error.reason}`)
         return outage.failed(`${error.reason}; holding events in memory (${outbox.size()} now, shards pause at ${outbox.capacity})`)
       }),
@@ -88,6 +94,8 @@ export const runEventPath: Effect.Effect<void, never, Outbox | Broker | Readines
       Effect.suspend(() => {
         if (published > 0) stats.publishedBatch(broker.name, published, durationMs)
         outbox.accepted(chunk)
+        eventBytes.release(chunk, !attemptFailed)
+        attemptFailed = false
         // A chunk dropped whole never reached the broker: it says nothing about an outage.
         if (!failing || published === 0) return Effect.void
         failing = false

@@ -13,6 +13,7 @@ import { AppConfig } from "./Config/AppConfig.ts"
 import type { GatewayConfig } from "./Config/GatewayConfig.ts"
 import { Broker } from "./Broker/Broker.ts"
 import { brokerLayer } from "./Broker/layers.ts"
+import { RecyclingEventBytesLive } from "./Broker/EventBytes.ts"
 import { Outbox, OutboxLive } from "./Broker/Outbox.ts"
 import { CommandSources } from "./Commands/CommandSources.ts"
 import { commandsLayer } from "./Commands/layers.ts"
@@ -49,7 +50,8 @@ export const generationLayer = (config: GatewayConfig, plan: ShardPlanShape, gat
   const cluster = isAutomatic(config)
     ? Layer.mergeAll(ShardOwnershipLive, redisRequired(RedisMembershipLive)).pipe(Layer.provideMerge(leases))
     : Layer.merge(ShardOwnershipLive, leases)
-  const core = Layer.mergeAll(store, cluster, OutboxLive, broker)
+  // The gateway's brokers are done with an event's bytes once they accepted it: reuse its memory.
+  const core = Layer.mergeAll(store, cluster, OutboxLive, broker, RecyclingEventBytesLive)
   // The shard queues and status follow the shards' comings and goings (ShardOwnership, in `cluster`).
   const session = ShardSessionLive.pipe(Layer.provideMerge(Layer.mergeAll(ShardCommandsLive, ShardStatusLive)), Layer.provideMerge(core))
   const shards = SharderLive.pipe(Layer.provideMerge(session))

@@ -42,7 +42,8 @@ const writeRaw = (out: Buffer, at: number, text: string, bytes: number): number 
 /** `data` (bytes) as an old-spec MessagePack raw, written at `at`; returns the offset after it. */
 const writeRawBytes = (out: Buffer, at: number, data: Buffer): number => {
   const start = writeRawHeader(out, at, data.length)
-  return start + data.copy(out, start)
+  out.set(data, start)
+  return start + data.length
 }
 
 /** The JSON text of `d` as one MessagePack raw: the Go gateway's Redis field / AMQP body. */

@@ -135,17 +135,25 @@ export const makeShardMachine = (options: MachineOptions) => {
         actions: [{ _tag: "Warn", metric: "sequence_backwards", message: `dropped ${t} with sequence ${seq}: already at ${state.seq}` }]
       }
     }
+    // Runs once per event: the common case allocates only the new state, one action and its list.
+    const resumed = t === "RESUMED" && state.phase === "resuming"
+    const phase: Phase = resumed ? "ready" : state.phase
+    const next: ShardState = {
+      phase,
+      session: state.session,
+      seq,
+      heartbeatMs: state.heartbeatMs,
+      awaitingAck: state.awaitingAck,
+      resumeViaMain: state.resumeViaMain
+    }
+    const routed: Action = options.wanted(t) ? { _tag: "Forward", t, seq } : { _tag: "Skip", seq }
+    const gap = seq > state.seq + 1 && state.seq > 0 && phase === "ready" && t !== "RESUMED"
+    if (!resumed && !gap) return { state: next, actions: [routed] }
     const actions: Array<Action> = []
-    let phase = state.phase
-    if (t === "RESUMED" && state.phase === "resuming") {
-      phase = "ready"
-      actions.push({ _tag: "Established", how: "resumed", session: state.session, seq })
-    }
-    if (seq > state.seq + 1 && state.seq > 0 && phase === "ready" && t !== "RESUMED") {
-      actions.push({ _tag: "Warn", metric: "sequence_gap", message: `sequence jumped from ${state.seq} to ${seq} (${t})` })
-    }
-    actions.push(options.wanted(t) ? { _tag: "Forward", t, seq } : { _tag: "Skip", seq })
-    return { state: { ...state, phase, seq }, actions }
+    if (resumed) actions.push({ _tag: "Established", how: "resumed", session: state.session, seq })
+    if (gap) actions.push({ _tag: "Warn", metric: "sequence_gap", message: `sequence jumped from ${state.seq} to ${seq} (${t})` })
+    actions.push(routed)
+    return { state: next, actions }
   }
 
   const step = (state: ShardState, input: Input): Transition => {

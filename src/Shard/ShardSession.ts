@@ -9,6 +9,7 @@ import { AppConfig } from "../Config/AppConfig.ts"
 import type { GatewayConfig } from "../Config/GatewayConfig.ts"
 import type { DispatchEvent } from "../Broker/DispatchEvent.ts"
 import { Outbox } from "../Broker/Outbox.ts"
+import { EventBytes } from "../Broker/EventBytes.ts"
 import { closeAction } from "../Discord/CloseCodes.ts"
 import { privilegedIntentNames } from "../Discord/Intents.ts"
 import { Op } from "../Discord/Opcodes.ts"
@@ -127,6 +128,7 @@ export const ShardSessionLive = Layer.effect(
     const transport = yield* Transport
     const commands = yield* ShardCommands
     const leases = yield* ShardLeases
+    const eventBytes = yield* EventBytes
     const clock = yield* Clock.clockWith(Effect.succeed)
     const token = config.token
     const named = config.events.all ? () => true : (t: string) => config.events.names.has(t)
@@ -218,10 +220,9 @@ export const ShardSessionLive = Layer.effect(
         const forward = (t: string, seq: number) => {
           const cursor = sh.cursor!
           cursor.forwarded(seq)
-          // A copy (small ones share Node's buffer pool): the payload's bytes may be the inflater's
-          // shared buffer, which the next payload overwrites.
-          const data = Buffer.allocUnsafe(dEnd - dStart)
-          dBytes.copy(data, 0, dStart, dEnd)
+          // A copy: the payload's bytes may be the inflater's shared buffer, which the next payload
+          // overwrites (Broker/EventBytes.ts).
+          const data = eventBytes.copy(dBytes, dStart, dEnd)
           const event: DispatchEvent = { shard, t, seq, data, receipt: cursor, epoch: sh.lease.epoch }
           if (sh.overflow.length === 0 && outbox.offer(event)) return
           sh.overflow.push(event)
@@ -275,7 +276,8 @@ export const ShardSessionLive = Layer.effect(
           if (!leaseHeld()) return
           const transition = machine.step(sh.state, input)
           sh.state = transition.state
-          for (const action of transition.actions) perform(action)
+          const actions = transition.actions
+          for (let i = 0; i < actions.length; i++) perform(actions[i]!)
         }
 
         // The slow path: control payloads, READY, and anything the scanner declined.

@@ -21,19 +21,33 @@ const SHARDS = 2
 const TOTAL = 1_500
 const BUFFER = 100
 
+/**
+ * A body of its own for each event, of varying size: the gateway reuses the memory of delivered
+ * events, so a delivery must carry exactly what was sent, byte for byte, through the outage too.
+ */
+const bodyOf = (j: number) => `${j}-${"é€x".repeat(j % 200)}`
+
+/** What the test needs of one delivered event's JSON. */
+const entryOf = (json: string, shard: number, seq: number) => {
+  const d = JSON.parse(json) as { marker: string; body: string }
+  return { marker: d.marker, intact: d.body === bodyOf(Number(d.marker.slice(2))), shard, seq }
+}
+type Entry = ReturnType<typeof entryOf>
+
 /** Dispatches TOTAL marked events over the shards at a steady pace, calling `midway` halfway. */
 const load = async (fake: FakeDiscord, midway: () => Promise<void>) => {
   const perTick = 30
   for (let i = 0; i < TOTAL; i += perTick) {
-    for (let j = i; j < Math.min(TOTAL, i + perTick); j++) fake.dispatch(j % SHARDS, "MESSAGE_CREATE", { marker: `m-${j}` })
+    for (let j = i; j < Math.min(TOTAL, i + perTick); j++) fake.dispatch(j % SHARDS, "MESSAGE_CREATE", { marker: `m-${j}`, body: bodyOf(j) })
     if (i <= TOTAL / 2 && i + perTick > TOTAL / 2) await midway()
     await new Promise((r) => setTimeout(r, 15))
   }
 }
 
-/** Checks a delivery: every marker present, and per shard the first copies in increasing seq order. */
-const checkDelivery = (entries: Array<{ marker: string; shard: number; seq: number }>) => {
+/** Checks a delivery: every marker present, every body intact, and per shard the first copies in increasing seq order. */
+const checkDelivery = (entries: Array<Entry>) => {
   expect(new Set(entries.map((e) => e.marker)).size).toBe(TOTAL)
+  expect(entries.filter((e) => !e.intact).map((e) => e.marker)).toEqual([])
   for (let shard = 0; shard < SHARDS; shard++) {
     const seen = new Set<number>()
     const firsts = entries.filter((e) => e.shard === shard && !seen.has(e.seq) && seen.add(e.seq))
@@ -71,11 +85,11 @@ describe.skipIf(!redisAvailable)("Redis restarted mid-load", () => {
     })
     const reader = new Redis({ port: redis.port })
     cleanups.push(async () => void reader.disconnect())
-    let entries: Array<{ marker: string; shard: number; seq: number }> = []
+    let entries: Array<Entry> = []
     const deadline = Date.now() + 30_000
     while (Date.now() < deadline) {
       const raw = await reader.xrange("MESSAGE_CREATE", "-", "+")
-      entries = raw.map(([, f]) => ({ marker: (JSON.parse(f[1]!) as { marker: string }).marker, shard: Number(f[3]), seq: Number(f[5]) }))
+      entries = raw.map(([, f]) => entryOf(f[1]!, Number(f[3]), Number(f[5])))
       if (new Set(entries.map((e) => e.marker)).size >= TOTAL) break
       await new Promise((r) => setTimeout(r, 200))
     }
@@ -125,11 +139,11 @@ describe.skipIf(!amqpAvailable)("RabbitMQ cut off mid-load", () => {
       await new Promise((r) => setTimeout(r, 1_500))
       await proxy.restore()
     })
-    const entries: Array<{ marker: string; shard: number; seq: number }> = []
+    const entries: Array<Entry> = []
     await channel.consume(`${group}:MESSAGE_CREATE`, (msg) => {
       if (msg === null) return
       const headers = msg.properties.headers as { shard: number; seq: number }
-      entries.push({ marker: (JSON.parse(msg.content.toString()) as { marker: string }).marker, shard: headers.shard, seq: headers.seq })
+      entries.push(entryOf(msg.content.toString(), headers.shard, headers.seq))
     }, { noAck: true })
     const deadline = Date.now() + 40_000
     while (new Set(entries.map((e) => e.marker)).size < TOTAL && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200))
