@@ -25,15 +25,15 @@
           # the build sandbox). Without it npm scripts use nodejs_24 below; nothing else needs one.
           npmRebuildFlags = [ "--ignore-scripts" ];
 
-          # `npm run build` (tsc to dist/) is the default build step.
+          # `npm run build` (type-check, then bundle into dist/) is the default build step.
           nativeBuildInputs = [ pkgs.makeWrapper ];
 
-          # Our own install: dist/ is git-ignored, so npm's packing would leave it out.
+          # Our own install: dist/ is git-ignored, so npm's packing would leave it out. The bundle
+          # carries its dependencies: no node_modules at run time.
           installPhase = ''
             runHook preInstall
-            npm prune --omit=dev --no-audit --no-fund
             mkdir -p $out/lib/spectacles-gateway $out/bin
-            cp -r package.json dist node_modules $out/lib/spectacles-gateway/
+            cp -r package.json dist $out/lib/spectacles-gateway/
             makeWrapper ${pkgs.nodejs_24}/bin/node $out/bin/spectacles-gateway \
               --add-flags "$out/lib/spectacles-gateway/dist/main.js"
             runHook postInstall

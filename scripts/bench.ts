@@ -11,7 +11,6 @@
 //
 // --clients may add ours-small-heap (our gateway with --max-semi-space-size=2), left out by default:
 // users start `node dist/main.js` without flags, and that is what the targets are about.
-// ours-bundled (dist bundled into one file, a proposal) runs in the memory and startup scenarios.
 //
 // Needs dist/ (npm run build) and, for the Redis row, Redis on 127.0.0.1:6379 (database 9 is
 // flushed; BENCH_REDIS_URL overrides). Every wait is bounded; children die with the bench.
@@ -38,7 +37,7 @@ import { renderReport } from "./bench/render.ts"
 import type { Outcome, ProfiledRun, ReportInput } from "./bench/render.ts"
 
 const SCENARIOS = ["throughput", "memory", "heap", "startup", "large"] as const
-const DEFAULT_CLIENTS: ReadonlyArray<ClientKind> = ["ours", "ours-bundled", "ours-redis", "djs", "ceiling"]
+const DEFAULT_CLIENTS: ReadonlyArray<ClientKind> = ["ours", "ours-redis", "djs", "ceiling"]
 type Scenario = (typeof SCENARIOS)[number]
 
 const ROOT = resolve(import.meta.dirname, "..")
@@ -139,7 +138,7 @@ async function main(): Promise<number> {
     repeat: positive(values.repeat, "repeat") ?? (quick ? 1 : 3),
     guildCreateEvery: quick ? 1_000 : 2_500,
     guildCreateBytes: 300_000,
-    clients: clients.filter((k) => k !== "ours-bundled")
+    clients
   }
   // The extra rows issue 9 asks for: zstd-stream (ours only: the peers do not speak it) and one shard.
   const throughputExtras: Array<ThroughputConfig> = [
@@ -181,13 +180,13 @@ async function main(): Promise<number> {
     }
   }
   if (only.has("memory")) {
-    results.memory = await attempt("memory", () => memoryScenario({ counts: memoryCounts, clients: peers(["ours", "ours-small-heap", "ours-bundled", "djs", "ceiling"]), settleMs: quick ? 1_500 : 3_000 }, log))
+    results.memory = await attempt("memory", () => memoryScenario({ counts: memoryCounts, clients: peers(["ours", "ours-small-heap", "djs", "ceiling"]), settleMs: quick ? 1_500 : 3_000 }, log))
   }
   if (only.has("heap")) {
     results.heap = await attempt("heap", () => heapScenario(heap, log))
   }
   if (only.has("startup")) {
-    results.startup = await attempt("startup", () => startupScenario({ cases: startup, clients: peers(["ours", "ours-bundled", "djs", "ceiling"]), repeatSingleWave: quick ? 1 : 5 }, log))
+    results.startup = await attempt("startup", () => startupScenario({ cases: startup, clients: peers(["ours", "djs", "ceiling"]), repeatSingleWave: quick ? 1 : 5 }, log))
   }
   if (only.has("large")) {
     results.large = await attempt("large", () => largeScenario(large, log))

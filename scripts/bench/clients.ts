@@ -1,11 +1,10 @@
 // The programs under test, started against a fake Discord, each in its own process:
 //   ours        node dist/main.js, stdout broker, stdout piped into a counting sink process
 //   ours-redis  node dist/main.js, Redis Streams broker; counted by XLEN (acknowledged events only)
-//   ours-bundled  as ours, but dist/ bundled into one file by rolldown first (a proposal, measured)
 //   djs         @discordjs/ws WebSocketManager, consume-only
 //   ceiling     ws + node:zlib + JSON.parse, nothing else
 // Each exposes how many events it has consumed, and the pids whose CPU the report shows.
-import { execFileSync, fork, spawn } from "node:child_process"
+import { fork, spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -18,8 +17,8 @@ import type { FakeProcess } from "./fake-process.ts"
 import { exited, stop, tail, track, unlessExits, waitUntil } from "./proc.ts"
 import { RpcClient } from "./rpc.ts"
 
-export type ClientKind = "ours" | "ours-small-heap" | "ours-bundled" | "ours-redis" | "djs" | "ceiling"
-export const CLIENT_KINDS: ReadonlyArray<ClientKind> = ["ours", "ours-small-heap", "ours-bundled", "ours-redis", "djs", "ceiling"]
+export type ClientKind = "ours" | "ours-small-heap" | "ours-redis" | "djs" | "ceiling"
+export const CLIENT_KINDS: ReadonlyArray<ClientKind> = ["ours", "ours-small-heap", "ours-redis", "djs", "ceiling"]
 
 /** How the Docker image and the flake run the gateway: small young-generation semi-spaces. */
 export const SMALL_HEAP_FLAGS = ["--max-semi-space-size=2"]
@@ -27,7 +26,6 @@ export const SMALL_HEAP_FLAGS = ["--max-semi-space-size=2"]
 export const CLIENT_LABELS: Record<ClientKind, string> = {
   ours: "ours → stdout",
   "ours-small-heap": "ours → stdout, --max-semi-space-size=2",
-  "ours-bundled": "ours → stdout, dist bundled (proposal)",
   "ours-redis": "ours → Redis Streams",
   djs: "@discordjs/ws",
   ceiling: "ceiling (ws+zlib+JSON.parse)"
@@ -80,8 +78,6 @@ export async function startClient(kind: ClientKind, fake: FakeProcess, options: 
       return startOurs(fake, options, "ours")
     case "ours-small-heap":
       return startOurs(fake, { ...options, nodeArgs: [...(options.nodeArgs ?? []), ...SMALL_HEAP_FLAGS] }, "ours-small-heap")
-    case "ours-bundled":
-      return startOurs(fake, { ...options, entry: bundledGateway() }, "ours-bundled")
     case "ours-redis":
       return startOursRedis(fake, options)
     case "djs":
@@ -123,21 +119,7 @@ function guardFor(child: ChildProcess, name: string, stderr: () => string) {
   return <T>(promise: Promise<T>): Promise<T> => unlessExits(child, name, promise, stderr)
 }
 
-let bundle: string | undefined
-/**
- * dist/ and its dependencies in one ES module file (rolldown, which vitest already brings): measures
- * what loading ~1 file instead of hundreds of modules (the effect barrel) saves in start-up and RSS.
- */
-function bundledGateway(): string {
-  if (bundle !== undefined) return bundle
-  const out = join(mkdtempSync(join(tmpdir(), "spectacles-bench-bundle-")), "main.mjs")
-  const rolldown = join(ROOT, "node_modules/.bin/rolldown")
-  execFileSync(rolldown, [join(ROOT, "dist/main.js"), "--platform", "node", "--format", "esm", "--file", out], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] })
-  bundle = out
-  return out
-}
-
-async function startOurs(fake: FakeProcess, options: ClientOptions, kind: "ours" | "ours-small-heap" | "ours-bundled"): Promise<RunningClient> {
+async function startOurs(fake: FakeProcess, options: ClientOptions, kind: "ours" | "ours-small-heap"): Promise<RunningClient> {
   const sinkChild = track(fork(resolve(import.meta.dirname, "sink.ts"), [], { stdio: ["pipe", "ignore", "inherit", "ipc"] }))
   const sink = new RpcClient(sinkChild, "stdout sink")
   const { child, stderr } = spawnGateway(fake, options, sinkChild.stdin!, {})

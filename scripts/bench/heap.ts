@@ -1,6 +1,6 @@
 // Reads V8 heap data for the report: a heap snapshot summarised by kind of object (with what holds
 // each kind), and a sampling heap profile summarised by allocating function and module.
-import { moduleOf, shortUrl } from "./profile.ts"
+import { type Frame, place } from "./profile.ts"
 
 export interface HeapGroup {
   /** Constructor name for objects, "(kind)" for V8's internal kinds (strings, code, arrays…). */
@@ -93,7 +93,7 @@ export function summariseSnapshot(json: string, top = 12): SnapshotSummary {
 }
 
 interface SamplingNode {
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+  readonly callFrame: Frame
   readonly selfSize: number
   readonly children: ReadonlyArray<SamplingNode>
 }
@@ -121,12 +121,11 @@ export function summariseSampling(head: SamplingNode, top = 12): SamplingSummary
     if (node.selfSize > 0) {
       totalBytes += node.selfSize
       const name = f.functionName === "" ? "(anonymous)" : f.functionName
-      const where = f.url === "" ? "" : `${shortUrl(f.url)}:${f.lineNumber + 1}`
+      const { where, module } = place(f, name)
       const key = `${name}@${where}`
       const entry = functions.get(key) ?? { name, where, bytes: 0 }
       entry.bytes += node.selfSize
       functions.set(key, entry)
-      const module = moduleOf(f.url, name)
       modules.set(module, (modules.get(module) ?? 0) + node.selfSize)
     }
     for (const child of node.children) walk(child)

@@ -10,17 +10,10 @@ import { constants, monitorEventLoopDelay, PerformanceObserver } from "node:perf
 import { getHeapSpaceStatistics } from "node:v8"
 import { type Context, Effect, Metric } from "effect"
 import { type Collector, counterState, gaugeState, observe } from "./MetricsText.ts"
+import packageJson from "../../package.json" with { type: "json" }
 
-/** The package's version, from the package.json next to dist/ (and src/); "unknown" if absent. */
-export const packageVersion = (): string => {
-  try {
-    const text = readFileSync(new URL("../../package.json", import.meta.url), "utf8")
-    const version = (JSON.parse(text) as { version?: unknown }).version
-    return typeof version === "string" ? version : "unknown"
-  } catch {
-    return "unknown"
-  }
-}
+/** The package's version (package.json, built into dist/ by the bundler). */
+export const packageVersion = (): string => (typeof packageJson.version === "string" ? packageJson.version : "unknown")
 
 const GC_KINDS: ReadonlyArray<readonly [number, string]> = [
   [constants.NODE_PERFORMANCE_GC_MINOR, "minor"],
