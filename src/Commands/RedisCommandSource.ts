@@ -10,7 +10,9 @@
 // An entry stays pending in the group while its process works on it. If the process dies, the
 // entries it held are claimed by a running process (XAUTOCLAIM) once nobody has touched them for
 // RECLAIM_IDLE_MS, and a process keeps touching the entries it holds (XCLAIM to itself) so that
-// commands merely waiting for a shard's send budget are not claimed away.
+// commands merely waiting for a shard's send budget are not claimed away. A process that stops
+// hands the SEND entries it was given and did not forward on at once (as below), so a rolling
+// restart does not hold commands back for RECLAIM_IDLE_MS.
 //
 // SEND entries are forwarded by a fiber of their own. While it waits (an inbox is full: see
 // RedisForwarder.ts), SEND is not read any further, so a flood waits in SEND, where Redis keeps
@@ -423,7 +425,7 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
 
     // ---- shards arriving and leaving -----------------------------------------------------------
 
-    function handOff(stream: string, list: ReadonlyArray<string>) {
+    function handOff(stream: string, list: ReadonlyArray<string>, to = "the shard's next gateway process") {
       return touching.withPermits(1)(Effect.gen(function*() {
         let handed = 0
         for (let i = 0; i < list.length; i += 500) {
@@ -431,11 +433,11 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
           const n = yield* withTimeout("EVAL", COMMAND_TIMEOUT_MS, () => redis.client.eval(HAND_OFF_SCRIPT, 1, stream, group, consumer, HANDED_OFF_IDLE_MS, ...chunk))
           handed += Number(n)
         }
-        if (handed > 0) yield* Effect.logInfo(`handed ${handed} pending command(s) of ${stream} on to the shard's next gateway process`)
+        if (handed > 0) yield* Effect.logInfo(`handed ${handed} pending command(s) of ${stream} on to ${to}`)
       })).pipe(
         Effect.catch((reason) =>
           Effect.logWarning(
-            `could not hand ${list.length} pending command(s) of ${stream} on to the shard's next gateway process (${reason}); ` +
+            `could not hand ${list.length} pending command(s) of ${stream} on to ${to} (${reason}); ` +
               `it takes them over once they were idle for ${options.reclaimIdleMs / 1000}s`
           )
         )
@@ -652,9 +654,21 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
       }
     })
 
+    /**
+     * Stopping: SEND entries Redis gave this process that it did not forward (a read answered as it
+     * was interrupted, a batch not forwarded yet) would wait reclaimIdleMs for another process.
+     * Handed off, the next reclaim round of any other process takes them.
+     */
+    const handOffOwnSend = Effect.gen(function*() {
+      if (!groupsReady.has(SEND_STREAM)) return
+      const reply = yield* withTimeout("XPENDING", COMMAND_TIMEOUT_MS, () => redis.client.xpending(SEND_STREAM, group, "-", "+", 10_000, consumer))
+      const ids = Array.isArray(reply) ? reply.flatMap((row) => (Array.isArray(row) ? [asString(row[0])] : [])) : []
+      if (ids.length > 0) yield* handOff(SEND_STREAM, ids, "another gateway process: this one is stopping")
+    }).pipe(Effect.catch((reason) => Effect.logWarning(`could not hand this process's pending ${SEND_STREAM} commands on (${reason}); another process takes them over once they were idle for ${options.reclaimIdleMs / 1000}s`)))
+
     return {
       name: "redis",
-      run: Effect.all([reader, reclaimer, sendForwarder, opener], { concurrency: 4, discard: true })
+      run: Effect.all([reader, reclaimer, sendForwarder, opener], { concurrency: 4, discard: true }).pipe(Effect.onExit(() => handOffOwnSend))
     } satisfies CommandSource
   })
 

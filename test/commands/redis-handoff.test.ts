@@ -47,7 +47,7 @@ const until = (what: string, check: () => Promise<boolean> | boolean, timeoutMs 
   })
 
 /** One gateway process of an automatic cluster: no shards at first; `ownership` once running. */
-const gatewayProcess = (connection: RedisConnection, group: string, shardCount: number, paceMs: number) => {
+const gatewayProcess = (connection: RedisConnection, group: string, shardCount: number, paceMs: number, overrides: Partial<RedisCommandOptions> = {}) => {
   const sent: Array<number> = []
   const handle: { ownership?: ShardOwnership["Service"] } = {}
   const forwarder = Layer.effect(
@@ -56,7 +56,7 @@ const gatewayProcess = (connection: RedisConnection, group: string, shardCount: 
   )
   const run = Effect.gen(function*() {
     handle.ownership = yield* ShardOwnership
-    const source = yield* makeRedisCommandSource(connection, options(group))
+    const source = yield* makeRedisCommandSource(connection, { ...options(group), ...overrides })
     yield* source.run
   }).pipe(
     Effect.scoped,
@@ -158,6 +158,47 @@ describe.skipIf(!available)("Redis command inboxes following shard ownership", (
       assert.deepStrictEqual(a.sent.slice(sentByA), [COUNT])
       assert.strictEqual(b.sent.length, COUNT - sentByA)
       yield* Fiber.interrupt(fa)
+      yield* Fiber.interrupt(fb)
+    }), 30_000)
+
+  it.live("a process that stops hands the SEND commands it was given on at once, not after the reclaim idle time", () =>
+    Effect.gen(function*() {
+      const redis = yield* testClient
+      const group = unique("stopping")
+      const inbox = inboxStream(group, 0)
+      yield* Effect.addFinalizer(() => Effect.promise(() => redis.del(inbox)))
+      const connection = yield* makeRedisClient([Redacted.make(URL_13)])
+      const consumerA = `${group}-A`
+      // A will stop holding SEND entries; B runs shard 0 and looks for entries to take over often.
+      const a = gatewayProcess(connection, group, 1, 0, { consumer: consumerA })
+      const b = gatewayProcess(connection, group, 1, 0, { consumer: `${group}-B`, reclaimEveryMs: 200 })
+      const fa = yield* Effect.forkChild(a.run)
+      const fb = yield* Effect.forkChild(b.run)
+      yield* until("both running", () => {
+        try {
+          return a.ownership() !== undefined && b.ownership() !== undefined
+        } catch {
+          return false
+        }
+      })
+      yield* b.ownership().acquire(0)
+      yield* until("both groups on SEND", async () => {
+        const groups = (await redis.xinfo("GROUPS", SEND_STREAM).catch(() => [])) as Array<Array<unknown>>
+        return groups.some((row) => row[1] === group) && (await pendingCount(redis, SEND_STREAM, group)) === 0
+      })
+      // SEND entries Redis gives A as it stops (its read answered, A interrupted before routing
+      // them): added and read for A in one transaction, so A's own reader cannot take them first.
+      const COUNT = 5
+      const transaction = redis.multi()
+      for (let n = 0; n < COUNT; n++) transaction.xadd(SEND_STREAM, "*", "data", JSON.stringify({ op: 3, shard_id: 0, d: { n } }))
+      transaction.xreadgroup("GROUP", group, consumerA, "COUNT", COUNT, "STREAMS", SEND_STREAM, ">")
+      yield* Effect.promise(() => transaction.exec())
+      assert.strictEqual(yield* Effect.promise(() => pendingCount(redis, SEND_STREAM, group)), COUNT)
+      yield* Fiber.interrupt(fa)
+      // Far below the 60 s reclaim idle time: only A's hand-off can bring them to B this soon.
+      yield* until("B sending what A was given", () => b.sent.length >= COUNT, 8_000)
+      assert.deepStrictEqual([...b.sent].sort(), Array.from({ length: COUNT }, (_, n) => n))
+      assert.deepStrictEqual(a.sent, [])
       yield* Fiber.interrupt(fb)
     }), 30_000)
 })
