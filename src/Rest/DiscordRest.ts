@@ -3,6 +3,7 @@ import { USER_AGENT } from "../Discord/UserAgent.ts"
 import { Context, Data, Duration, Effect, Layer, Redacted, Schedule, Schema } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { Backoffs, backoffSchedule } from "../Resilience/Backoff.ts"
+import { type HttpAnswer, httpGet } from "./HttpGet.ts"
 
 export const SessionStartLimit = Schema.Struct({
   total: Schema.Number,
@@ -149,16 +150,14 @@ const fetchGatewayBot = (url: string, token: Redacted.Redacted<string>) =>
   Effect.gen(function*() {
     const response = yield* Effect.tryPromise({
       try: (signal) =>
-        fetch(url, {
-          headers: { Authorization: `Bot ${Redacted.value(token)}`, "User-Agent": USER_AGENT },
-          signal: AbortSignal.any([signal, AbortSignal.timeout(15_000)])
-        }),
+        httpGet(
+          url,
+          { Authorization: `Bot ${Redacted.value(token)}`, "User-Agent": USER_AGENT },
+          AbortSignal.any([signal, AbortSignal.timeout(15_000)])
+        ),
       catch: (cause) => new DiscordRestError({ reason: describeNetworkError(cause) })
     })
-    const body = yield* Effect.tryPromise({
-      try: () => response.text(),
-      catch: (cause) => new DiscordRestError({ reason: describeNetworkError(cause) })
-    })
+    const body = response.body
     if (response.status === 429) {
       return yield* new DiscordRestError({ reason: "rate limited (HTTP 429)", retryAfterMs: retryAfterMs(response, body) })
     }
@@ -167,7 +166,7 @@ const fetchGatewayBot = (url: string, token: Redacted.Redacted<string>) =>
       // error text is redacted: the answer itself is data (and a short test token is in every word).
       return yield* refusal(url, readServerAnswer(response.status, body.split(Redacted.value(token)).join("<token>")))
     }
-    if (!response.ok) return yield* new DiscordRestError({ reason: `HTTP ${response.status}` })
+    if (response.status < 200 || response.status > 299) return yield* new DiscordRestError({ reason: `HTTP ${response.status}` })
     const json = yield* Effect.try({
       try: () => JSON.parse(body) as unknown,
       catch: () => new DiscordRestError({ reason: "the answer is not JSON" })
@@ -179,14 +178,14 @@ const fetchGatewayBot = (url: string, token: Redacted.Redacted<string>) =>
     return decoded.success
   })
 
-const retryAfterMs = (response: Response, body: string): number => {
+const retryAfterMs = (response: HttpAnswer, body: string): number => {
   try {
     const parsed = JSON.parse(body) as { retry_after?: unknown }
     if (typeof parsed.retry_after === "number") return Math.ceil(parsed.retry_after * 1000)
   } catch {
     // fall through to the header
   }
-  const header = Number(response.headers.get("retry-after"))
+  const header = Number(response.header("retry-after"))
   return Number.isFinite(header) && header > 0 ? header * 1000 : 1000
 }
 
