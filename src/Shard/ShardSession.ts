@@ -65,9 +65,9 @@ export const gatewayUrl = (base: string, config: GatewayConfig): string => {
  */
 export const commandReserve = (heartbeatIntervalMs: number) => Math.max(5, Math.ceil(60_000 / heartbeatIntervalMs) + 3)
 
-/** Protocol oddities a shard survives: counted by kind. */
 const EMPTY = Buffer.alloc(0)
 
+/** Protocol oddities a shard survives: counted by kind. */
 const protocolWarnings = Metric.counter("gateway_protocol_warnings_total", {
   description: "Survivable protocol anomalies (clamped heartbeat intervals, sequence numbers going backwards or skipping)",
   incremental: true
@@ -309,10 +309,10 @@ export const ShardSessionLive = Layer.effect(
               dBytes = Buffer.from(JSON.stringify(payload.d ?? null))
               dStart = 0
               dEnd = dBytes.length
-              if (payload.t === "READY") {
-                return apply({ _tag: "Ready", sessionId: d?.session_id, resumeUrl: d?.resume_gateway_url, seq: payload.s })
-              }
-              return apply({ _tag: "Dispatch", t: payload.t, seq: payload.s })
+              if (payload.t === "READY") apply({ _tag: "Ready", sessionId: d?.session_id, resumeUrl: d?.resume_gateway_url, seq: payload.s })
+              else apply({ _tag: "Dispatch", t: payload.t, seq: payload.s })
+              dBytes = EMPTY
+              return
             }
             default:
               void Effect.runForkWith(context)(Effect.logDebug(`ignoring op ${String(payload.op)}`))
@@ -336,6 +336,8 @@ export const ShardSessionLive = Layer.effect(
           dStart = env.dStart
           dEnd = env.dEnd
           apply({ _tag: "Dispatch", t: env.t, seq: env.s })
+          // Not kept past its step: an idle shard would otherwise hold its last payload (a guild).
+          dBytes = EMPTY
         }
         // A bug in a socket callback must end this shard's fiber (and be restarted), not the process.
         const guarded = <Args extends Array<unknown>>(f: (...args: Args) => void) => (...args: Args) => {
