@@ -663,7 +663,7 @@ export const makeRedisCommandSource = (redis: RedisConnection, options: RedisCom
       if (!groupsReady.has(SEND_STREAM)) return
       const reply = yield* withTimeout("XPENDING", COMMAND_TIMEOUT_MS, () => redis.client.xpending(SEND_STREAM, group, "-", "+", 10_000, consumer))
       const ids = Array.isArray(reply) ? reply.flatMap((row) => (Array.isArray(row) ? [asString(row[0])] : [])) : []
-      if (ids.length > 0) yield* handOff(SEND_STREAM, ids, "another gateway process: this one is stopping")
+      if (ids.length > 0) yield* handOff(SEND_STREAM, ids, "the group's other gateway processes (this one is stopping)")
     }).pipe(Effect.catch((reason) => Effect.logWarning(`could not hand this process's pending ${SEND_STREAM} commands on (${reason}); another process takes them over once they were idle for ${options.reclaimIdleMs / 1000}s`)))
 
     return {
