@@ -81,6 +81,32 @@ const gatewayProcess = (connection: RedisConnection, group: string, shardCount: 
 const pendingCount = (redis: Redis, stream: string, group: string) =>
   redis.xpending(stream, group).then((r) => Number((r as Array<unknown>)[0]), () => 0)
 
+/** A test's Redis client, a group of its own, shard 0's inbox (deleted at the end) and the gateway's connection. */
+const handoffSetup = (name: string) =>
+  Effect.gen(function*() {
+    const redis = yield* testClient
+    const group = unique(name)
+    const inbox = inboxStream(group, 0)
+    yield* Effect.addFinalizer(() => Effect.promise(() => redis.del(inbox)))
+    const connection = yield* makeRedisClient([Redacted.make(URL_13)])
+    return { redis, group, inbox, connection }
+  })
+
+/** Runs both processes; their fibers, once each has its ShardOwnership. */
+const runBoth = (a: ReturnType<typeof gatewayProcess>, b: ReturnType<typeof gatewayProcess>) =>
+  Effect.gen(function*() {
+    const fa = yield* Effect.forkChild(a.run)
+    const fb = yield* Effect.forkChild(b.run)
+    yield* until("both running", () => {
+      try {
+        return a.ownership() !== undefined && b.ownership() !== undefined
+      } catch {
+        return false
+      }
+    })
+    return [fa, fb] as const
+  })
+
 describe.skipIf(!available)("Redis command inboxes following shard ownership", () => {
   it.live("reads the inbox of a shard acquired at run time, what was waiting there first, then what comes through SEND", () =>
     Effect.gen(function*() {
@@ -115,23 +141,11 @@ describe.skipIf(!available)("Redis command inboxes following shard ownership", (
 
   it.live("hands a released shard's pending commands to the next process at once: none lost, none sent twice, none stale later", () =>
     Effect.gen(function*() {
-      const redis = yield* testClient
-      const group = unique("handoff")
-      const inbox = inboxStream(group, 0)
-      yield* Effect.addFinalizer(() => Effect.promise(() => redis.del(inbox)))
-      const connection = yield* makeRedisClient([Redacted.make(URL_13)])
+      const { redis, group, inbox, connection } = yield* handoffSetup("handoff")
       // A sends slowly (so it holds a backlog when the shard moves); B at once.
       const a = gatewayProcess(connection, group, 1, 40)
       const b = gatewayProcess(connection, group, 1, 0)
-      const fa = yield* Effect.forkChild(a.run)
-      const fb = yield* Effect.forkChild(b.run)
-      yield* until("both running", () => {
-        try {
-          return a.ownership() !== undefined && b.ownership() !== undefined
-        } catch {
-          return false
-        }
-      })
+      const [fa, fb] = yield* runBoth(a, b)
       const COUNT = 40
       const pipeline = redis.pipeline()
       for (let n = 0; n < COUNT; n++) pipeline.xadd(inbox, "*", "data", JSON.stringify({ op: 3, d: { n } }))
@@ -163,24 +177,12 @@ describe.skipIf(!available)("Redis command inboxes following shard ownership", (
 
   it.live("a process that stops hands the SEND commands it was given on at once, not after the reclaim idle time", () =>
     Effect.gen(function*() {
-      const redis = yield* testClient
-      const group = unique("stopping")
-      const inbox = inboxStream(group, 0)
-      yield* Effect.addFinalizer(() => Effect.promise(() => redis.del(inbox)))
-      const connection = yield* makeRedisClient([Redacted.make(URL_13)])
+      const { redis, group, connection } = yield* handoffSetup("stopping")
       const consumerA = `${group}-A`
       // A will stop holding SEND entries; B runs shard 0 and looks for entries to take over often.
       const a = gatewayProcess(connection, group, 1, 0, { consumer: consumerA })
       const b = gatewayProcess(connection, group, 1, 0, { consumer: `${group}-B`, reclaimEveryMs: 200 })
-      const fa = yield* Effect.forkChild(a.run)
-      const fb = yield* Effect.forkChild(b.run)
-      yield* until("both running", () => {
-        try {
-          return a.ownership() !== undefined && b.ownership() !== undefined
-        } catch {
-          return false
-        }
-      })
+      const [fa, fb] = yield* runBoth(a, b)
       yield* b.ownership().acquire(0)
       yield* until("both groups on SEND", async () => {
         const groups = (await redis.xinfo("GROUPS", SEND_STREAM).catch(() => [])) as Array<Array<unknown>>
